@@ -1,0 +1,41 @@
+"""Library-wide thread count of the compiled kernels."""
+
+from __future__ import annotations
+
+import operator
+
+from gdcore import _core
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set how many threads gdcore's compiled kernels may use.
+
+    Parameters
+    ----------
+    n : int or None
+        A positive count, applied to kernels started from any Python thread. ``None``
+        returns to the default: the OpenMP runtime's count for the calling thread,
+        which ``OMP_NUM_THREADS`` and ``threadpoolctl`` control.
+
+    Raises
+    ------
+    TypeError
+        If `n` is not an integer or None.
+    ValueError
+        If `n` is smaller than 1.
+    """
+    if n is None:
+        _core._set_num_threads(0)
+        return
+    try:
+        count = operator.index(n)
+    except TypeError:
+        raise TypeError(f"`n` must be an int or None, got {type(n).__name__}") from None
+    if count < 1:
+        raise ValueError(f"`n` must be at least 1, got {count}")
+    _core._set_num_threads(count)
+
+
+def get_num_threads() -> int:
+    """Return how many threads a compiled kernel started now would use."""
+    return _core._get_num_threads()

@@ -1,0 +1,5 @@
+"""Plain-NumPy implementations of gdcore's optimizers and networks.
+
+Written for clarity rather than speed; the compiled :mod:`gdcore.optim` and
+:mod:`gdcore.nn` are tested against them.
+"""

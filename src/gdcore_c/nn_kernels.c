@@ -1,0 +1,1 @@
+/* nn kernels of gdcore (filled in by the implementation). */

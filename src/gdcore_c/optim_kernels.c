@@ -1,0 +1,1 @@
+/* optim kernels of gdcore (filled in by the implementation). */

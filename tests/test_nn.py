@@ -340,3 +340,130 @@ def test_jacobian_size_limit(backend):
     model = backend([2, 3, 2], seed=0)
     with pytest.raises(ValueError, match="`X`.*Jacobian"):
         model._check_jacobian_size(2**31)
+
+
+EPOCH_OPTIMIZERS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    ("Adam", dict(lr=0.01)),
+    ("AdamW", dict(lr=0.01, amsgrad=True)),
+    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
+    ("Adagrad", dict(lr=0.05, lr_decay=1e-3)),
+]
+
+
+def optim_module():
+    return pytest.importorskip("gdcore.optim")
+
+
+def python_epoch(model, X, y, order, batch_size, optimizer):
+    """The step-by-step loop the compiled epoch must reproduce."""
+    losses = []
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        loss, grads = model.loss_and_grad(X[idx], y[idx])
+        losses.append(loss)
+        optimizer.step(grads)
+    return np.array(losses)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "kwargs"), EPOCH_OPTIMIZERS)
+@pytest.mark.parametrize(("loss", "batch_size"), [("cross_entropy", 7), ("mse", 16)])
+def test_train_epoch_matches_the_python_loop(dtype, name, kwargs, loss, batch_size):
+    optim = optim_module()
+    sizes = [4, 6, 5, 3]
+    X, y = make_data(sizes, loss, n=30, seed=9)
+    models = [
+        nn.MLP(sizes, activation="tanh", loss=loss, dtype=dtype, seed=2) for _ in "ab"
+    ]
+    opts = [getattr(optim, name)(m.params, **kwargs) for m in models]
+    X, y = models[0]._prepare_data(X, y)
+    rng = np.random.default_rng(10)
+
+    for _ in range(2):
+        order = rng.permutation(30)
+        losses, done, code = models[0]._train_epoch(X, y, order, batch_size, opts[0])
+        expected = python_epoch(models[1], X, y, order, batch_size, opts[1])
+
+        assert (done, code) == (len(expected), 0)
+        # Same kernels on the same rows: equal to the last bit (float64 within 1e-12).
+        np.testing.assert_allclose(losses, expected, rtol=RTOL[dtype] / 10, atol=0)
+        np.testing.assert_allclose(
+            models[0].flat_params, models[1].flat_params, rtol=RTOL[dtype] / 10, atol=0
+        )
+    assert opts[0].step_count == opts[1].step_count == 2 * len(expected)
+    for s, t in zip(opts[0]._flat_state(), opts[1]._flat_state(), strict=True):
+        assert (s is None) == (t is None)
+        if s is not None:
+            np.testing.assert_array_equal(s, t)
+
+
+def test_train_epoch_with_replacement_order():
+    optim = optim_module()
+    X, y = make_data([3, 4, 2], "cross_entropy", n=10)
+    a, b = nn.MLP([3, 4, 2], seed=0), nn.MLP([3, 4, 2], seed=0)
+    opt_a, opt_b = optim.SGD(a.params, lr=0.1), optim.SGD(b.params, lr=0.1)
+    X, y = a._prepare_data(X, y)
+    order = np.array([3, 3, 9, 0, 0, 0, 5, 1, 2], dtype=np.int64)
+
+    losses, done, code = a._train_epoch(X, y, order, 4, opt_a)
+
+    np.testing.assert_array_equal(losses, python_epoch(b, X, y, order, 4, opt_b))
+    assert (done, code) == (3, 0)
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+
+
+def test_train_epoch_stops_on_a_non_finite_loss():
+    optim = optim_module()
+    X, y = make_data([3, 4, 2], "cross_entropy", n=12)
+    X[7, 1] = np.nan
+    model = nn.MLP([3, 4, 2], seed=0)
+    opt = optim.SGD(model.params, lr=0.1)
+    X, y = model._prepare_data(X, y)
+    order = np.arange(12, dtype=np.int64)
+
+    losses, done, code = model._train_epoch(X, y, order, 3, opt)
+
+    # Batch 2 (rows 6..8) holds the NaN: batches 0 and 1 are applied, batch 2 is not.
+    assert (done, code) == (2, 1)
+    assert np.isfinite(losses[:2]).all() and np.isnan(losses[2])
+    assert opt.step_count == 2
+    twin = nn.MLP([3, 4, 2], seed=0)
+    python_epoch(twin, X, y, order[:6], 3, optim.SGD(twin.params, lr=0.1))
+    np.testing.assert_array_equal(model.flat_params, twin.flat_params)
+
+
+def test_train_epoch_stops_on_non_finite_parameters():
+    optim = optim_module()
+    X, y = make_data([3, 4, 1], "mse", n=8)
+    model = nn.MLP([3, 4, 1], loss="mse", seed=0)
+    opt = optim.SGD(model.params, lr=1e308)
+    X, y = model._prepare_data(X, 1e10 * y)
+
+    losses, done, code = model._train_epoch(X, y, np.arange(8), 4, opt)
+
+    assert (done, code) == (1, 2)
+    assert np.isfinite(losses[0]) and not np.isfinite(model.flat_params).all()
+    assert opt.step_count == 1
+
+
+def test_train_epoch_rejects_bad_arguments():
+    optim = optim_module()
+    model, other = nn.MLP([3, 4, 2], seed=0), nn.MLP([3, 4, 2], seed=1)
+    X, y = model._prepare_data(*make_data([3, 4, 2], "cross_entropy", n=5))
+    opt = optim.SGD(model.params, lr=0.1)
+    params = model.flat_params.copy()
+
+    with pytest.raises(ValueError, match="`optimizer`"):
+        model._train_epoch(X, y, np.arange(5), 2, optim.SGD(other.params, lr=0.1))
+    with pytest.raises(ValueError, match="`order`"):
+        model._train_epoch(X, y, np.array([0, 5]), 2, opt)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        model._train_epoch(X, y, np.arange(5), 0, opt)
+    with pytest.raises(TypeError, match="`X`"):
+        model._train_epoch(X.astype(np.float32), y, np.arange(5), 2, opt)
+    with pytest.raises(TypeError, match="`y`"):
+        model._train_epoch(X, y.astype(np.int32), np.arange(5), 2, opt)
+    np.testing.assert_array_equal(model.flat_params, params)
+    assert opt.step_count == 0

@@ -218,6 +218,11 @@ class MLPBase:
             raise ValueError(f"`y` must have shape {expected}, got shape {y.shape}")
         return np.ascontiguousarray(y, dtype=self.dtype)
 
+    def _prepare_data(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """Checked and converted ``(X, y)`` for training, converted once per fit."""
+        X = self._check_X(X)
+        return X, self._check_y(y, X.shape[0])
+
     # ------------------------------------------------------------------ public API
     def forward(self, X) -> np.ndarray:
         """Outputs of the network for the rows of `X`.

@@ -81,3 +81,123 @@ class MLP(MLPBase):
         work = self._workspace(n)
         _core._mlp_jacobian(self._sizes, *self._codes, self.flat_params, X, work, jac)
         return jac
+
+    def _train_epoch(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        order: np.ndarray,
+        batch_size: int,
+        optimizer,
+    ) -> tuple[np.ndarray, int, int]:
+        """Train one epoch of minibatches in one compiled call without the GIL.
+
+        Parameters
+        ----------
+        X, y : ndarray
+            Data as returned by ``_prepare_data``: ``X`` (n, n_in) of the model
+            dtype, ``y`` int64 labels (n,) or targets (n, n_out) of the model dtype.
+        order : ndarray of int64
+            Row indices; its consecutive chunks of `batch_size` are the batches
+            (the last one may be shorter).
+        batch_size : int
+        optimizer : gdcore.optim optimizer
+            Built on ``self.params``; after the epoch, ``optimizer._advance(k)``
+            records the k updates applied.
+
+        Returns
+        -------
+        batch_losses : ndarray of float64, one per batch
+            Loss of each batch before its update (unset after a stop).
+        n_done : int
+            Number of updates applied.
+        code : int
+            0; 1 if a batch loss was not finite (its update was not applied);
+            2 if an update wrote non-finite parameters (that update counts in
+            `n_done`). Training stops at the first non-zero code.
+        """
+        order, batch_size = self._check_epoch_args(X, y, order, batch_size)
+        state = self._check_optimizer(optimizer)
+        n_batches = -(-order.shape[0] // batch_size)
+        losses = np.full(n_batches, np.nan)
+        if n_batches == 0:
+            return losses, 0, 0
+        ce = self.loss_name == "cross_entropy"
+        n_done, code = _core._mlp_epoch(
+            self._sizes,
+            *self._codes,
+            X,
+            y if ce else None,
+            None if ce else y,
+            order,
+            batch_size,
+            self.flat_params,
+            self.flat_grads,
+            optimizer._c_hyper(),
+            *state,
+            self._workspace(min(batch_size, order.shape[0])),
+            losses,
+        )
+        optimizer._advance(n_done)
+        return losses, n_done, code
+
+    def _check_epoch_args(self, X, y, order, batch_size) -> tuple[np.ndarray, int]:
+        """Check the prepared data of `_train_epoch`; return order and batch size."""
+        n_in, k = self.layer_sizes[0], self.n_outputs
+        if not (
+            isinstance(X, np.ndarray)
+            and X.dtype == self.dtype
+            and X.ndim == 2
+            and X.shape[1] == n_in
+            and X.flags.c_contiguous
+        ):
+            raise TypeError(f"`X` must be prepared by `_prepare_data`, got {X!r:.80}")
+        n = X.shape[0]
+        shape, dtype = (
+            ((n,), np.int64)
+            if self.loss_name == "cross_entropy"
+            else (
+                (n, k),
+                self.dtype,
+            )
+        )
+        if not (
+            isinstance(y, np.ndarray)
+            and y.dtype == dtype
+            and y.shape == shape
+            and y.flags.c_contiguous
+        ):
+            raise TypeError(f"`y` must be prepared by `_prepare_data`, got {y!r:.80}")
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        if order.ndim != 1 or (
+            order.size and not (0 <= order.min() <= order.max() < n)
+        ):
+            raise ValueError(
+                f"`order` must be 1-D indices in [0, {n}), got {order!r:.80}"
+            )
+        batch_size = int(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be at least 1, got {batch_size}")
+        return order, batch_size
+
+    def _check_optimizer(self, optimizer) -> tuple:
+        """Flat state (s0, s1, s2) of an optimizer built on this model's params."""
+        params = getattr(optimizer, "params", None)
+        if (
+            not hasattr(optimizer, "_c_hyper")
+            or params is None
+            or len(params) != len(self.params)
+            or any(p is not q for p, q in zip(params, self.params, strict=True))
+        ):
+            raise ValueError(
+                "`optimizer` must be a gdcore.optim optimizer built on `model.params`"
+            )
+        state = tuple(optimizer._flat_state())
+        for s in state:
+            if s is not None and not (
+                s.dtype == self.dtype
+                and s.shape == (self.n_params,)
+                and s.flags.c_contiguous
+            ):
+                raise ValueError("`optimizer` state does not cover `model.flat_params`")
+        return state

@@ -399,6 +399,23 @@ def test_train_epoch_matches_the_python_loop(dtype, name, kwargs, loss, batch_si
             np.testing.assert_array_equal(s, t)
 
 
+@pytest.mark.parametrize("batch_size", [1, 3, 10, 64])
+def test_train_epoch_batch_sizes(batch_size):
+    optim = optim_module()
+    X, y = make_data([3, 5, 3], "cross_entropy", n=10, seed=4)
+    a, b = nn.MLP([3, 5, 3], seed=0), nn.MLP([3, 5, 3], seed=0)
+    opt_a, opt_b = optim.Adam(a.params, lr=0.01), optim.Adam(b.params, lr=0.01)
+    X, y = a._prepare_data(X, y)
+    order = np.random.default_rng(5).permutation(10)
+
+    losses, done, code = a._train_epoch(X, y, order, batch_size, opt_a)
+
+    expected = python_epoch(b, X, y, order, batch_size, opt_b)
+    np.testing.assert_array_equal(losses, expected)
+    assert (done, code) == (-(-10 // batch_size), 0)
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+
+
 def test_train_epoch_with_replacement_order():
     optim = optim_module()
     X, y = make_data([3, 4, 2], "cross_entropy", n=10)

@@ -135,7 +135,7 @@ class MLP(MLPBase):
             self.flat_grads,
             optimizer._c_hyper(),
             *state,
-            self._workspace(min(batch_size, order.shape[0])),
+            self._workspace(batch_size),
             losses,
         )
         optimizer._advance(n_done)
@@ -178,7 +178,8 @@ class MLP(MLPBase):
         batch_size = int(batch_size)
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be at least 1, got {batch_size}")
-        return order, batch_size
+        # A batch larger than the epoch is the whole epoch; the workspace needs no more.
+        return order, min(batch_size, max(order.shape[0], 1))
 
     def _check_optimizer(self, optimizer) -> tuple:
         """Flat state (s0, s1, s2) of an optimizer built on this model's params."""

@@ -72,7 +72,8 @@ def _check_params(params: object) -> tuple[np.ndarray, ...]:
         raise ValueError("`params` is an empty list")
     for i, p in enumerate(params):
         if not isinstance(p, np.ndarray):
-            raise TypeError(f"`params[{i}]` must be a numpy.ndarray, got {_describe(p)}")
+            raise TypeError(
+                f"`params[{i}]` must be a numpy.ndarray, got {_describe(p)}")
         if p.dtype not in _FLOAT_DTYPES:
             raise TypeError(f"`params[{i}]` must have dtype float32 or float64 (native "
                             f"byte order), got {p.dtype}")
@@ -99,7 +100,8 @@ def _check_grads(params: tuple[np.ndarray, ...], addresses: tuple[int, ...],
                  grads: object) -> None:
     """Validate one step's grads (and that params are still usable) before any write."""
     if not isinstance(grads, list | tuple):
-        raise TypeError(f"`grads` must be a list of numpy arrays, got {_describe(grads)}")
+        raise TypeError(
+            f"`grads` must be a list of numpy arrays, got {_describe(grads)}")
     if len(grads) != len(params):
         raise ValueError(f"`grads` has {len(grads)} arrays, expected {len(params)} "
                          "(one per param)")
@@ -276,7 +278,7 @@ class _Optimizer:
             raise
         if set(names) != set(self._flat):
             self._allocate_state()
-        for name, flat in self._flat.items():
+        for flat in self._flat.values():
             flat.fill(self._initial_value())
         for i, entry in arrays.items():
             for name, array in entry.items():
@@ -459,7 +461,8 @@ class _AdagradBase(_Optimizer):
 
     def _validate_hyper(self, *, lr, lr_decay, weight_decay, initial_accumulator_value,
                         eps):
-        return dict(lr=_check_real("lr", lr), lr_decay=_check_real("lr_decay", lr_decay),
+        return dict(lr=_check_real("lr", lr),
+                    lr_decay=_check_real("lr_decay", lr_decay),
                     weight_decay=_check_real("weight_decay", weight_decay),
                     initial_accumulator_value=_check_real(
                         "initial_accumulator_value", initial_accumulator_value),

@@ -9,9 +9,9 @@ Each ``step`` validates the grads (type, dtype, shape, contiguity, params still
 writeable) and then makes one compiled call that runs without the GIL and updates every
 param and its state in one pass over memory:
 
-* **Fast path**: when the params are consecutive pieces of one contiguous buffer (as an
-  MLP's ``params`` are views into ``flat_params``) and the grads are likewise consecutive
-  (``flat_grads``), the kernel sees a single flat segment.
+* **Fast path**: when the params are consecutive pieces of one contiguous buffer (as
+  an MLP's ``params`` are views into ``flat_params``) and the grads are likewise
+  consecutive (``flat_grads``), the kernel sees a single flat segment.
 * Otherwise every param is its own segment; the segments are walked inside one OpenMP
   region, which adds a small cost per array.
 

@@ -74,7 +74,7 @@ def adamw(params: list[np.ndarray], grads: list[np.ndarray],
           max_exp_avg_sqs: list[np.ndarray | None], *, step: int, lr: float,
           beta1: float, beta2: float, eps: float, weight_decay: float,
           amsgrad: bool) -> None:
-    """One AdamW step: Adam with the decay p <- p (1 - lr weight_decay) applied first."""
+    """One AdamW step: Adam after the decay p <- p (1 - lr weight_decay)."""
     adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step, lr=lr,
          beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
          amsgrad=amsgrad, decoupled_weight_decay=True)

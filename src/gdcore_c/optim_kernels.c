@@ -194,6 +194,10 @@ static int sgd_##SFX(const gd_consts *c, size_t nseg, const gd_segment *seg)    
         GD_BRANCH(has_wd, GD_SEGMENT_LOOP(T, GD_SGD_BODY(T, 1, 0, 0, 0)),                \
                   GD_SEGMENT_LOOP(T, GD_SGD_BODY(T, 0, 0, 0, 0)))                        \
     }                                                                                    \
+    if (c->first && c->nesterov) {                                                       \
+        GD_BRANCH(has_wd, GD_SEGMENT_LOOP(T, GD_SGD_BODY(T, 1, 1, 1, 1)),                \
+                  GD_SEGMENT_LOOP(T, GD_SGD_BODY(T, 0, 1, 1, 1)))                        \
+    }                                                                                    \
     if (c->first) {                                                                      \
         GD_BRANCH(has_wd, GD_SEGMENT_LOOP(T, GD_SGD_BODY(T, 1, 1, 1, 0)),                \
                   GD_SEGMENT_LOOP(T, GD_SGD_BODY(T, 0, 1, 1, 0)))                        \

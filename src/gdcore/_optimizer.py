@@ -340,6 +340,59 @@ def _hyper_property(name: str, doc: str) -> property:
 
 
 class _SGDBase(_Optimizer):
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    .. math::
+
+        d_t = g_t + \lambda p_{t-1}, \quad
+        b_t = \mu b_{t-1} + (1 - \tau) d_t \ (b_1 = d_1), \quad
+        p_t = p_{t-1} - \gamma\,(d_t + \mu b_t \text{ if Nesterov else } b_t)
+
+    Parameters
+    ----------
+    params : list of numpy.ndarray
+        C-contiguous, writeable float32 or float64 arrays (one dtype), updated in place.
+    lr : float
+        Learning rate :math:`\gamma`, finite and >= 0.
+    momentum : float, default 0
+        Momentum factor :math:`\mu` >= 0.
+    dampening : float, default 0
+        Dampening :math:`\tau` of the momentum (finite).
+    weight_decay : float, default 0
+        L2 penalty :math:`\lambda` >= 0.
+    nesterov : bool, default False
+        Nesterov momentum; requires ``momentum > 0`` and ``dampening == 0``.
+
+    Raises
+    ------
+    TypeError
+        If `params` or a hyperparameter has the wrong type or dtype.
+    ValueError
+        If a hyperparameter is out of range, or `params` is empty, non-contiguous,
+        read-only or overlapping.
+
+    .. note::
+       Differences from torch.optim: one parameter group; one step count shared by
+       all params; state buffers exist from construction (``state_dict`` lists them
+       before the first step); only ``lr`` can be changed after construction; ``eps``
+       must be > 0; no ``maximize``, ``foreach``, ``fused`` or ``capturable`` flags.
+
+    References
+    ----------
+    Sutskever et al., "On the importance of initialization and momentum in deep
+    learning", ICML 2013.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gdcore.reference import SGD
+    >>> w = np.array([1.0, 2.0])
+    >>> opt = SGD([w], lr=0.1, momentum=0.9)
+    >>> opt.step([np.array([1.0, -1.0])])
+    >>> w
+    array([0.9, 2.1])
+    """
+
     _state_slots = ("momentum_buffer", None, None)
 
     def __init__(self, params: Sequence[np.ndarray], lr: float, momentum: float = 0.0,
@@ -375,6 +428,63 @@ class _SGDBase(_Optimizer):
 
 
 class _AdamBase(_Optimizer):
+    r"""Adam: adaptive moment estimation, optionally AMSGrad.
+
+    .. math::
+
+        d_t = g_t + \lambda p_{t-1}, \quad
+        m_t = \beta_1 m_{t-1} + (1 - \beta_1) d_t, \quad
+        v_t = \beta_2 v_{t-1} + (1 - \beta_2) d_t^2,
+
+        p_t = p_{t-1} - \frac{\gamma}{1 - \beta_1^t}\,
+        \frac{m_t}{\sqrt{\hat v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+
+    with :math:`\hat v_t = v_t`, or :math:`\max(\hat v_{t-1}, v_t)` with AMSGrad.
+
+    Parameters
+    ----------
+    params : list of numpy.ndarray
+        C-contiguous, writeable float32 or float64 arrays (one dtype), updated in place.
+    lr : float, default 1e-3
+        Learning rate :math:`\gamma`, finite and >= 0.
+    betas : tuple of float, default (0.9, 0.999)
+        Decay rates :math:`(\beta_1, \beta_2)`, each in [0, 1).
+    eps : float, default 1e-8
+        Term :math:`\epsilon` > 0 added to the denominator.
+    weight_decay : float, default 0
+        L2 penalty :math:`\lambda` >= 0 added to the gradient.
+    amsgrad : bool, default False
+        Use the maximum of past second moments (``max_exp_avg_sq``).
+
+    Raises
+    ------
+    TypeError
+        If `params` or a hyperparameter has the wrong type or dtype.
+    ValueError
+        If a hyperparameter is out of range, or `params` is empty, non-contiguous,
+        read-only or overlapping.
+
+    .. note::
+       Differences from torch.optim: one parameter group; one step count shared by
+       all params; state buffers exist from construction (``state_dict`` lists them
+       before the first step); only ``lr`` can be changed after construction; ``eps``
+       must be > 0; no ``maximize``, ``foreach``, ``fused`` or ``capturable`` flags.
+
+    References
+    ----------
+    Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
+    Reddi et al., "On the Convergence of Adam and Beyond", ICLR 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gdcore.reference import Adam
+    >>> w = np.array([1.0])
+    >>> Adam([w], lr=0.1).step([np.array([0.5])])
+    >>> w.round(6)
+    array([0.9])
+    """
+
     _state_slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _decoupled = False
 
@@ -407,6 +517,54 @@ class _AdamBase(_Optimizer):
 
 
 class _AdamWBase(_AdamBase):
+    r"""AdamW: Adam with decoupled weight decay.
+
+    Before the Adam update (see `Adam`, without the L2 term),
+    :math:`p_{t-1} \leftarrow p_{t-1}\,(1 - \gamma \lambda)`.
+
+    Parameters
+    ----------
+    params : list of numpy.ndarray
+        C-contiguous, writeable float32 or float64 arrays (one dtype), updated in place.
+    lr : float, default 1e-3
+        Learning rate :math:`\gamma`, finite and >= 0.
+    betas : tuple of float, default (0.9, 0.999)
+        Decay rates, each in [0, 1).
+    eps : float, default 1e-8
+        Term > 0 added to the denominator.
+    weight_decay : float, default 1e-2
+        Decoupled decay coefficient :math:`\lambda` >= 0.
+    amsgrad : bool, default False
+        Use the maximum of past second moments.
+
+    Raises
+    ------
+    TypeError
+        If `params` or a hyperparameter has the wrong type or dtype.
+    ValueError
+        If a hyperparameter is out of range, or `params` is empty, non-contiguous,
+        read-only or overlapping.
+
+    .. note::
+       Differences from torch.optim: one parameter group; one step count shared by
+       all params; state buffers exist from construction (``state_dict`` lists them
+       before the first step); only ``lr`` can be changed after construction; ``eps``
+       must be > 0; no ``maximize``, ``foreach``, ``fused`` or ``capturable`` flags.
+
+    References
+    ----------
+    Loshchilov and Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gdcore.reference import AdamW
+    >>> w = np.array([1.0])
+    >>> AdamW([w], lr=0.1, weight_decay=0.1).step([np.array([0.5])])
+    >>> w.round(6)
+    array([0.89])
+    """
+
     _decoupled = True
 
     def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-3,
@@ -417,6 +575,66 @@ class _AdamWBase(_AdamBase):
 
 
 class _RMSpropBase(_Optimizer):
+    r"""RMSprop, optionally centered and with momentum.
+
+    .. math::
+
+        d_t = g_t + \lambda p_{t-1}, \quad
+        s_t = \alpha s_{t-1} + (1 - \alpha) d_t^2, \quad
+        a_t = \sqrt{s_t - \bar g_t^2} + \epsilon,
+
+        b_t = \mu b_{t-1} + d_t / a_t, \quad p_t = p_{t-1} - \gamma b_t
+        \quad (\mu = 0: \ p_t = p_{t-1} - \gamma d_t / a_t)
+
+    with :math:`\bar g_t = \alpha \bar g_{t-1} + (1 - \alpha) d_t` when centered, else
+    :math:`\bar g_t = 0`.
+
+    Parameters
+    ----------
+    params : list of numpy.ndarray
+        C-contiguous, writeable float32 or float64 arrays (one dtype), updated in place.
+    lr : float, default 1e-2
+        Learning rate :math:`\gamma`, finite and >= 0.
+    alpha : float, default 0.99
+        Smoothing constant :math:`\alpha` >= 0.
+    eps : float, default 1e-8
+        Term :math:`\epsilon` > 0 added to the denominator.
+    weight_decay : float, default 0
+        L2 penalty :math:`\lambda` >= 0.
+    momentum : float, default 0
+        Momentum factor :math:`\mu` >= 0.
+    centered : bool, default False
+        Normalize by an estimate of the gradient's variance.
+
+    Raises
+    ------
+    TypeError
+        If `params` or a hyperparameter has the wrong type or dtype.
+    ValueError
+        If a hyperparameter is out of range, or `params` is empty, non-contiguous,
+        read-only or overlapping.
+
+    .. note::
+       Differences from torch.optim: one parameter group; one step count shared by
+       all params; state buffers exist from construction (``state_dict`` lists them
+       before the first step); only ``lr`` can be changed after construction; ``eps``
+       must be > 0; no ``maximize``, ``foreach``, ``fused`` or ``capturable`` flags.
+
+    References
+    ----------
+    Hinton, "Neural Networks for Machine Learning", lecture 6e, 2012.
+    Graves, "Generating Sequences With Recurrent Neural Networks", 2013 (centered).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gdcore.reference import RMSprop
+    >>> w = np.array([1.0])
+    >>> RMSprop([w], lr=0.01).step([np.array([0.5])])
+    >>> w.round(6)
+    array([0.9])
+    """
+
     _state_slots = ("square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-2,
@@ -451,6 +669,59 @@ class _RMSpropBase(_Optimizer):
 
 
 class _AdagradBase(_Optimizer):
+    r"""Adagrad with learning-rate decay.
+
+    .. math::
+
+        d_t = g_t + \lambda p_{t-1}, \quad
+        s_t = s_{t-1} + d_t^2 \ (s_0 = \text{initial\_accumulator\_value}), \quad
+        p_t = p_{t-1} - \frac{\gamma}{1 + (t - 1)\eta}\,
+        \frac{d_t}{\sqrt{s_t} + \epsilon}
+
+    Parameters
+    ----------
+    params : list of numpy.ndarray
+        C-contiguous, writeable float32 or float64 arrays (one dtype), updated in place.
+    lr : float, default 1e-2
+        Learning rate :math:`\gamma`, finite and >= 0.
+    lr_decay : float, default 0
+        Learning-rate decay :math:`\eta` >= 0.
+    weight_decay : float, default 0
+        L2 penalty :math:`\lambda` >= 0.
+    initial_accumulator_value : float, default 0
+        Starting value >= 0 of the sum of squared gradients.
+    eps : float, default 1e-10
+        Term :math:`\epsilon` > 0 added to the denominator.
+
+    Raises
+    ------
+    TypeError
+        If `params` or a hyperparameter has the wrong type or dtype.
+    ValueError
+        If a hyperparameter is out of range, or `params` is empty, non-contiguous,
+        read-only or overlapping.
+
+    .. note::
+       Differences from torch.optim: one parameter group; one step count shared by
+       all params; state buffers exist from construction (``state_dict`` lists them
+       before the first step); only ``lr`` can be changed after construction; ``eps``
+       must be > 0; no ``maximize``, ``foreach``, ``fused`` or ``capturable`` flags.
+
+    References
+    ----------
+    Duchi, Hazan and Singer, "Adaptive Subgradient Methods for Online Learning and
+    Stochastic Optimization", JMLR 2011.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gdcore.reference import Adagrad
+    >>> w = np.array([1.0])
+    >>> Adagrad([w], lr=0.1).step([np.array([0.5])])
+    >>> w.round(6)
+    array([0.9])
+    """
+
     _state_slots = ("sum", None, None)
 
     def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-2,

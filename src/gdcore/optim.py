@@ -71,20 +71,20 @@ class _Fused:
 
 
 class SGD(_Fused, _SGDBase):
-    pass
+    __doc__ = _SGDBase.__doc__
 
 
 class Adam(_Fused, _AdamBase):
-    pass
+    __doc__ = _AdamBase.__doc__
 
 
 class AdamW(_Fused, _AdamWBase):
-    pass
+    __doc__ = _AdamWBase.__doc__
 
 
 class RMSprop(_Fused, _RMSpropBase):
-    pass
+    __doc__ = _RMSpropBase.__doc__
 
 
 class Adagrad(_Fused, _AdagradBase):
-    pass
+    __doc__ = _AdagradBase.__doc__

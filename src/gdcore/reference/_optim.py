@@ -133,12 +133,16 @@ class _Reference:
 
 
 class SGD(_Reference, _SGDBase):
+    __doc__ = _SGDBase.__doc__
+
     def _update(self, grads, step):
         sgd(list(self._params), grads, self._state_list("momentum_buffer"), step=step,
             **self._hyper)
 
 
 class Adam(_Reference, _AdamBase):
+    __doc__ = _AdamBase.__doc__
+
     def _update(self, grads, step):
         h = self._hyper
         adam(list(self._params), grads, self._state_list("exp_avg"),
@@ -149,10 +153,12 @@ class Adam(_Reference, _AdamBase):
 
 
 class AdamW(Adam, _AdamWBase):
-    pass
+    __doc__ = _AdamWBase.__doc__
 
 
 class RMSprop(_Reference, _RMSpropBase):
+    __doc__ = _RMSpropBase.__doc__
+
     def _update(self, grads, step):
         rmsprop(list(self._params), grads, self._state_list("square_avg"),
                 self._state_list("momentum_buffer"), self._state_list("grad_avg"),
@@ -160,6 +166,8 @@ class RMSprop(_Reference, _RMSpropBase):
 
 
 class Adagrad(_Reference, _AdagradBase):
+    __doc__ = _AdagradBase.__doc__
+
     def _update(self, grads, step):
         h = self._hyper
         adagrad(list(self._params), grads, self._state_list("sum"), step=step,

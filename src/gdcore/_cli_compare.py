@@ -1,17 +1,17 @@
-"""The ``gdcore compare`` subcommand: several optimizers on one 2-D test problem.
+r"""The ``gdcore compare`` subcommand: several optimizers on one 2-D test problem.
 
 :func:`compare_rows` computes the table (one dict per method) and
 :func:`format_table` renders it; only :func:`run_compare` prints.
 
 Default hyperparameters (overridable with ``--lr METHOD=VALUE``), with
-:math:`\\mu, L` the extreme eigenvalues of the Hessian at the minimiser:
+:math:`\mu, L` the extreme eigenvalues of the Hessian at the minimiser:
 
 * ``gd``: plain gradient descent at its best constant rate
-  :math:`2 / (\\mu + L)` (stable near the minimiser; from the default starts of
+  :math:`2 / (\mu + L)` (stable near the minimiser; from the default starts of
   these problems the iteration stays stable too);
 * ``momentum`` / ``nesterov``: on the quadratic Polyak's optimal heavy ball,
-  ``lr`` :math:`4 / (\\sqrt L + \\sqrt\\mu)^2` and ``momentum``
-  :math:`((\\sqrt\\kappa - 1) / (\\sqrt\\kappa + 1))^2`; on the non-quadratic
+  ``lr`` :math:`4 / (\sqrt L + \sqrt\mu)^2` and ``momentum``
+  :math:`((\sqrt\kappa - 1) / (\sqrt\kappa + 1))^2`; on the non-quadratic
   problems that pair overshoots far from the minimiser, so ``momentum=0.9``
   with half the GD rate;
 * ``adam``, ``adamw``: ``lr=0.1`` (the step is about ``lr`` per coordinate and

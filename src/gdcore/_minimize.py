@@ -157,7 +157,7 @@ def minimize(
     return_trajectory: bool = False,
     **hyperparameters,
 ) -> OptimizeResult:
-    """Minimise ``fun`` from ``x0`` with a gdcore optimizer, one step per iteration.
+    r"""Minimise ``fun`` from ``x0`` with a gdcore optimizer, one step per iteration.
 
     Parameters
     ----------
@@ -170,7 +170,7 @@ def minimize(
     grad : callable, optional
         ``grad(x) -> array of shape (n,)``. If omitted the gradient is
         estimated by central differences with steps
-        :math:`\\epsilon^{1/3} \\max(1, |x_j|)` (2 n calls of ``fun``).
+        :math:`\epsilon^{1/3} \max(1, |x_j|)` (2 n calls of ``fun``).
     optimizer : str or class, default "sgd"
         ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"`` or ``"adagrad"`` (the
         compiled classes of :mod:`gdcore.optim`), or any class of

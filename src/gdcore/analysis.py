@@ -1,22 +1,22 @@
-"""Curvature and convergence: Hessians, their spectrum, predicted and measured rates.
+r"""Curvature and convergence: Hessians, their spectrum, predicted and measured rates.
 
 The theory used here is the classical one for gradient descent on a quadratic
-:math:`f(x) = \\tfrac12 x^T H x - b^T x` whose Hessian has eigenvalues in
-:math:`[\\mu, L]` (``lambda_min``, ``lambda_max``) and condition number
-:math:`\\kappa = L / \\mu`:
+:math:`f(x) = \tfrac12 x^T H x - b^T x` whose Hessian has eigenvalues in
+:math:`[\mu, L]` (``lambda_min``, ``lambda_max``) and condition number
+:math:`\kappa = L / \mu`:
 
-* plain GD, :math:`x_{k+1} = x_k - \\eta \\nabla f(x_k)`, is stable for
-  :math:`0 < \\eta < 2 / L`; the best constant rate :math:`\\eta = 2 / (\\mu + L)`
-  contracts the error :math:`\\lVert x_k - x^* \\rVert` by
-  :math:`(\\kappa - 1) / (\\kappa + 1)` per step;
-* heavy ball (Polyak momentum), :math:`x_{k+1} = x_k - \\eta \\nabla f(x_k) +
-  \\beta (x_k - x_{k-1})`, with :math:`\\eta = 4 / (\\sqrt{L} + \\sqrt{\\mu})^2`
-  and :math:`\\beta = ((\\sqrt\\kappa - 1) / (\\sqrt\\kappa + 1))^2` contracts it
-  by :math:`(\\sqrt\\kappa - 1) / (\\sqrt\\kappa + 1)`.
+* plain GD, :math:`x_{k+1} = x_k - \eta \nabla f(x_k)`, is stable for
+  :math:`0 < \eta < 2 / L`; the best constant rate :math:`\eta = 2 / (\mu + L)`
+  contracts the error :math:`\lVert x_k - x^* \rVert` by
+  :math:`(\kappa - 1) / (\kappa + 1)` per step;
+* heavy ball (Polyak momentum), :math:`x_{k+1} = x_k - \eta \nabla f(x_k) +
+  \beta (x_k - x_{k-1})`, with :math:`\eta = 4 / (\sqrt{L} + \sqrt{\mu})^2`
+  and :math:`\beta = ((\sqrt\kappa - 1) / (\sqrt\kappa + 1))^2` contracts it
+  by :math:`(\sqrt\kappa - 1) / (\sqrt\kappa + 1)`.
 
-gdcore's ``SGD(momentum=mu)`` (torch's form :math:`v \\leftarrow \\mu v + g`,
-:math:`p \\leftarrow p - \\eta v`) is exactly the heavy ball with the same
-:math:`\\eta` and :math:`\\beta = \\mu`.
+gdcore's ``SGD(momentum=mu)`` (torch's form :math:`v \leftarrow \mu v + g`,
+:math:`p \leftarrow p - \eta v`) is exactly the heavy ball with the same
+:math:`\eta` and :math:`\beta = \mu`.
 
 All rates here are rates of the *distance* to the minimiser. The loss gap
 :math:`f(x_k) - f^*` of a quadratic converges at the square of that rate;
@@ -110,7 +110,7 @@ def _fd_hessian_from_value(fun: Callable, x: np.ndarray) -> np.ndarray:
 
 
 def hessian(fun_or_grad, x, *, kind: str = "auto") -> np.ndarray:
-    """Hessian of a function of a vector at ``x``.
+    r"""Hessian of a function of a vector at ``x``.
 
     Parameters
     ----------
@@ -134,9 +134,9 @@ def hessian(fun_or_grad, x, *, kind: str = "auto") -> np.ndarray:
 
     Notes
     -----
-    Steps are :math:`\\epsilon^{1/3} \\max(1, |x_j|)` for gradient differences and
-    :math:`\\epsilon^{1/4} \\max(1, |x_j|)` for function differences
-    (:math:`\\epsilon` = float64 machine epsilon), which balance truncation and
+    Steps are :math:`\epsilon^{1/3} \max(1, |x_j|)` for gradient differences and
+    :math:`\epsilon^{1/4} \max(1, |x_j|)` for function differences
+    (:math:`\epsilon` = float64 machine epsilon), which balance truncation and
     rounding error: about 1e-10 and 1e-8 relative accuracy respectively on a
     well-scaled function. The gradient route costs ``2 n`` gradient calls, the
     function route ``4 n^2`` function calls.
@@ -514,7 +514,7 @@ def _fit_tail_rate(errors: np.ndarray, floor: float) -> float:
 def convergence_rate(
     run, *, minimizer=None, minimum: float | None = None, of: str = "auto"
 ) -> float:
-    """Measured linear convergence rate of a run, per iteration.
+    r"""Measured linear convergence rate of a run, per iteration.
 
     Parameters
     ----------
@@ -534,15 +534,15 @@ def convergence_rate(
     Returns
     -------
     float
-        The factor :math:`r` by which :math:`\\lVert x_k - x^* \\rVert` shrinks
+        The factor :math:`r` by which :math:`\lVert x_k - x^* \rVert` shrinks
         per iteration. From the loss gap the fitted factor is square-rooted,
-        since near a minimum :math:`f - f^* \\approx \\tfrac12 e^T H e` shrinks
+        since near a minimum :math:`f - f^* \approx \tfrac12 e^T H e` shrinks
         at :math:`r^2`; both are thus comparable with :func:`gd_rates`.
         Values above 1 mean divergence.
 
     Notes
     -----
-    The fit is a least-squares line through :math:`\\log e_k` over the second
+    The fit is a least-squares line through :math:`\log e_k` over the second
     half of the iterations whose error is finite and above a rounding floor
     (``1e3 * eps * (1 + ||x*||)`` for the distance, ``1e3 * eps * (1 + |f*|)``
     for the loss gap); the sequence is cut at the first point below the

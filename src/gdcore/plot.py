@@ -82,8 +82,10 @@ def _bounds(problem, paths: Sequence[np.ndarray]):
     for path in paths:
         finite = path[np.all(np.isfinite(path), axis=1)]
         if finite.size:
-            ok = np.abs(problem.value(finite) - f_ref) <= 2.0 * start_gap + 1e-12
-            points.append(finite[ok])
+            # Far-out points of a diverged run may overflow: they are dropped.
+            with np.errstate(over="ignore", invalid="ignore"):
+                gap = np.abs(problem.value(finite) - f_ref)
+            points.append(finite[gap <= 2.0 * start_gap + 1e-12])
     allp = np.vstack(points)
     lo, hi = allp.min(axis=0), allp.max(axis=0)
     margin = 0.15 * np.maximum(hi - lo, 0.5)

@@ -64,7 +64,7 @@ def test_trajectories_ignores_diverged_points_for_the_limits():
     p = Rosenbrock()
     runs = {
         "ok": _path(p.x0, p.minimizer, 5),
-        "diverged": np.array([p.x0, [50.0, -80.0], [np.inf, np.nan]]),
+        "diverged": np.array([p.x0, [50.0, -80.0], [1e200, 1e100], [np.inf, 0.0]]),
     }
     fig = plot.trajectories(p, runs)
     lo, hi = fig.axes[0].get_xlim()

@@ -216,8 +216,8 @@ def loss_curves(
 
 def learning_rates(
     problem,
-    optimizer="sgd",
-    lrs: Sequence[float] = (),
+    optimizer,
+    lrs: Sequence[float],
     *,
     max_iter: int = 300,
     tol: float = 1e-8,
@@ -229,8 +229,8 @@ def learning_rates(
     ----------
     problem : gdcore.problems.Problem
         Any problem; the paths panel is drawn only when ``problem.dim == 2``.
-    optimizer : str or class, default "sgd"
-        As for :func:`gdcore.minimize`.
+    optimizer : str or class
+        As for :func:`gdcore.minimize` (``"sgd"``, ``"adam"``, ... or a class).
     lrs : sequence of float
         Learning rates, e.g. too small, good and too large; at least one.
     max_iter, tol : int, float

@@ -185,7 +185,10 @@ class _Solver:
         U, s, Vt = np.linalg.svd(Js, full_matrices=False)
         b = U.T @ self.r
         while True:
-            status, accepted = self._trial(Js, s, Vt, b, gnorm)
+            # A trial step can overflow (far from the data, or a huge
+            # Gauss-Newton step); its ratio is then <= 0 and it is rejected.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                status, accepted = self._trial(Js, s, Vt, b, gnorm)
             if status is not None:
                 return status
             if accepted:
@@ -272,7 +275,7 @@ class _Solver:
         """Moré's update of the trust-region radius from the gain ratio."""
         if ratio <= 0.25:
             shrink = 0.5 if actred >= 0 else 0.5 * dirder / (dirder + 0.5 * actred)
-            if 0.1 * fnorm_new >= self.fnorm or shrink < 0.1:
+            if 0.1 * fnorm_new >= self.fnorm or not shrink >= 0.1:
                 shrink = 0.1
             self.delta = shrink * min(self.delta, qnorm / 0.1)
             self.par /= shrink
@@ -479,7 +482,8 @@ def least_squares(
     shrinks (by a factor in [0.1, 0.5]) when :math:`\rho \le 1/4`, doubles
     relative to the step when :math:`\rho \ge 3/4`, and the step is accepted
     when :math:`\rho \ge 10^{-4}`. A trial point with non-finite residuals is
-    rejected and the radius shrinks tenfold.
+    rejected and the radius shrinks tenfold; NumPy's overflow, invalid and
+    divide warnings are silenced while trial steps are computed and evaluated.
 
     Finite differences use the relative step ``sqrt(eps) * |x_j|`` (forward)
     or ``eps**(1/3) * |x_j|`` (central), and the absolute step ``sqrt(eps)`` or
@@ -811,7 +815,9 @@ class LevenbergMarquardt:
                 )
                 return
             loss = history.loss[-1]
-            if tol is not None and _small_change(solver.x, x_prev, loss, loss_prev, tol):
+            if tol is not None and _small_change(
+                solver.x, x_prev, loss, loss_prev, tol
+            ):
                 history.status = "converged"
                 history.message = (
                     f"converged after {epoch} epochs: the change of the loss or of "

@@ -376,12 +376,6 @@ def _covariance(J, cost, absolute=False):
     m, n = J.shape
     inverse = _inverse_normal_matrix(J)
     if inverse is None or (m == n and not absolute):
-        why = "m == n" if inverse is not None else "the Jacobian is rank deficient"
-        warnings.warn(
-            f"Covariance of the parameters could not be estimated: {why}.",
-            OptimizeWarning,
-            stacklevel=3,
-        )
         return np.full((n, n), np.inf)
     return inverse if absolute else inverse * (2.0 * cost / (m - n))
 
@@ -427,7 +421,8 @@ def least_squares(
         differences. None means ``100 * n`` with a callable ``jac`` and
         ``100 * n * (n + 1)`` otherwise (the budget of SciPy's ``method="lm"``).
         The budget is checked after each trial step, so a finite-difference
-        Jacobian can overrun it by its own evaluations.
+        Jacobian can overrun it by its own evaluations, and the Jacobian at the
+        solution (see Notes) by n more.
     x_scale : 'jac' or array_like of shape (n,), default 'jac'
         Characteristic scale of each variable. 'jac' scales by the column norms
         of the Jacobian, never decreasing during the run (Moré 1978).
@@ -444,7 +439,10 @@ def least_squares(
         steps), ``status``, ``message``, ``success`` (``status > 0``),
         ``cov`` (``s**2 (J^T J)^-1`` with ``s**2 = 2 cost / (m - n)``; inf
         when it cannot be estimated) and ``stderr`` (square root of its
-        diagonal). ``status`` is
+        diagonal). ``cov`` is inf when ``m == n`` or the Jacobian at the
+        solution is rank deficient (singular values below
+        ``eps * max(m, n)`` times the largest, after column scaling).
+        ``status`` is
 
         * 0: the evaluation budget ``max_nfev`` is exhausted;
         * 1: the ``gtol`` test is satisfied;
@@ -665,6 +663,12 @@ def curve_fit(
                      None, absolute=absolute_sigma)  # fmt: skip
     if not result.success:
         raise RuntimeError(f"Optimal parameters not found: {result.message}")
+    if np.any(np.isinf(result.cov)):
+        warnings.warn(
+            "Covariance of the parameters could not be estimated",
+            OptimizeWarning,
+            stacklevel=2,
+        )
     if full_output:
         return result.x, result.cov, result
     return result.x, result.cov

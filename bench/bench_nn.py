@@ -12,7 +12,7 @@ process (a 784-256-128-10 pass went from 0.75 ms to 88 ms on a 2-core machine).
 import numpy as np
 import pytest
 
-from gdcore import nn, reference
+from gdcore import _core, nn, reference
 
 try:
     import torch
@@ -56,8 +56,15 @@ def test_forward_backward(benchmark, name, impl):
         benchmark(ref.loss_and_grad, X, y)
 
 
-@pytest.mark.parametrize("impl", ["compiled epoch", "python loop"])
+@pytest.mark.parametrize(
+    "impl", ["compiled epoch", "compiled epoch, parallel loops", "python loop"]
+)
 def test_epoch(benchmark, impl):
+    """One epoch of 16 batches; also run it with OMP_WAIT_POLICY=PASSIVE set.
+
+    "parallel loops" lowers the nn element-wise threshold to 0 so that every fused
+    loop starts an OpenMP region between the gemm calls.
+    """
     optim = pytest.importorskip("gdcore.optim")
     sizes, batch, dtype = CASES["784-256-128-10_b128_f32"]
     rng = np.random.default_rng(1)
@@ -75,12 +82,18 @@ def test_epoch(benchmark, impl):
             _, grads = model.loss_and_grad(X[idx], y[idx])
             opt.step(grads)
 
-    if impl == "compiled epoch":
+    if impl == "python loop":
+        benchmark(python_loop)
+        return
+    threshold = _core._nn_parallel_threshold()
+    if impl.endswith("parallel loops"):
+        _core._set_nn_parallel_threshold(0)
+    try:
         losses, done, code = model._train_epoch(X, y, order, batch, opt)
         assert code == 0 and done == 16 and np.isfinite(losses).all()
         benchmark(model._train_epoch, X, y, order, batch, opt)
-    else:
-        benchmark(python_loop)
+    finally:
+        _core._set_nn_parallel_threshold(threshold)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -474,6 +474,8 @@ def test_train_epoch_rejects_bad_arguments():
 
     with pytest.raises(ValueError, match="`optimizer`"):
         model._train_epoch(X, y, np.arange(5), 2, optim.SGD(other.params, lr=0.1))
+    with pytest.raises(ValueError, match="`optimizer` must be a gdcore.optim"):
+        model._train_epoch(X, y, np.arange(5), 2, reference.SGD(model.params, lr=0.1))
     with pytest.raises(ValueError, match="`order`"):
         model._train_epoch(X, y, np.array([0, 5]), 2, opt)
     with pytest.raises(ValueError, match="`batch_size`"):
@@ -484,3 +486,20 @@ def test_train_epoch_rejects_bad_arguments():
         model._train_epoch(X, y.astype(np.int32), np.arange(5), 2, opt)
     np.testing.assert_array_equal(model.flat_params, params)
     assert opt.step_count == 0
+
+
+def test_read_only_and_strided_inputs():
+    sizes = [3, 4, 2]
+    X, y = make_data(sizes, "mse", n=8)
+    ref = reference.MLP(sizes, loss="mse", seed=0)
+    model = nn.MLP(sizes, loss="mse", seed=0)
+    expected = ref.loss_and_grad(X, y)[0]
+    fortran = np.asfortranarray(X)
+    wide = np.zeros((8, 6))
+    wide[:, ::2] = X
+    X.setflags(write=False)
+    y.setflags(write=False)
+
+    for data in (X, fortran, wide[:, ::2]):
+        assert model.loss_and_grad(data, y)[0] == pytest.approx(expected, rel=1e-12)
+        np.testing.assert_allclose(model.flat_grads, ref.flat_grads, rtol=1e-12)

@@ -317,6 +317,8 @@ class MLPBase:
 
     def _check_jacobian_size(self, n: int) -> None:
         """Raise if the Jacobian of `n` rows exceeds the documented limit."""
+        # Limitation: at most 2**31 - 1 elements (16 GiB in float64); Levenberg-
+        # Marquardt needs J^T J anyway, which is only practical far below that.
         size = n * self.n_outputs * self.n_params
         if size > _INT32_MAX:
             raise ValueError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdcore import _core
+from gdcore import _core, optim
 from gdcore._mlp import ACTIVATIONS, LOSSES, MLPBase
 
 __all__ = ["MLP"]
@@ -49,6 +49,8 @@ class MLP(MLPBase):
 
     def _workspace(self, n: int) -> np.ndarray:
         """Workspace for a batch of `n` rows; grows, never shrinks."""
+        # Limitation: one call with a huge batch keeps its workspace until the model
+        # is deleted; shrinking would reallocate whenever batch sizes alternate.
         if n > self._work_rows:
             nbytes = _core._mlp_work_bytes(self._sizes, n, self.dtype.itemsize)
             self._work = np.empty(-(-nbytes // 8), dtype=np.float64)
@@ -143,38 +145,31 @@ class MLP(MLPBase):
 
     def _check_epoch_args(self, X, y, order, batch_size) -> tuple[np.ndarray, int]:
         """Check the prepared data of `_train_epoch`; return order and batch size."""
-        n_in, k = self.layer_sizes[0], self.n_outputs
-        if not (
-            isinstance(X, np.ndarray)
-            and X.dtype == self.dtype
-            and X.ndim == 2
-            and X.shape[1] == n_in
-            and X.flags.c_contiguous
-        ):
-            raise TypeError(f"`X` must be prepared by `_prepare_data`, got {X!r:.80}")
-        n = X.shape[0]
-        shape, dtype = (
-            ((n,), np.int64)
-            if self.loss_name == "cross_entropy"
-            else (
-                (n, k),
-                self.dtype,
-            )
-        )
-        if not (
-            isinstance(y, np.ndarray)
-            and y.dtype == dtype
-            and y.shape == shape
-            and y.flags.c_contiguous
-        ):
-            raise TypeError(f"`y` must be prepared by `_prepare_data`, got {y!r:.80}")
+        n = X.shape[0] if isinstance(X, np.ndarray) and X.ndim == 2 else -1
+        if self.loss_name == "cross_entropy":
+            y_dtype, y_shape = np.dtype(np.int64), (n,)
+        else:
+            y_dtype, y_shape = self.dtype, (n, self.n_outputs)
+        for name, arr, dtype, shape in [
+            ("X", X, self.dtype, (n, self.layer_sizes[0])),
+            ("y", y, y_dtype, y_shape),
+        ]:
+            if not (
+                isinstance(arr, np.ndarray)
+                and arr.dtype == dtype
+                and arr.shape == shape
+                and arr.flags.c_contiguous
+            ):
+                raise TypeError(
+                    f"`{name}` must be a C-contiguous {dtype} array of shape {shape} "
+                    f"as made by `_prepare_data`, got {type(arr).__name__} "
+                    f"{getattr(arr, 'dtype', '')} {getattr(arr, 'shape', '')}"
+                )
         order = np.ascontiguousarray(order, dtype=np.int64)
         if order.ndim != 1 or (
             order.size and not (0 <= order.min() <= order.max() < n)
         ):
-            raise ValueError(
-                f"`order` must be 1-D indices in [0, {n}), got {order!r:.80}"
-            )
+            raise ValueError(f"`order` must be 1-D indices in [0, {n}), got {order}")
         batch_size = int(batch_size)
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be at least 1, got {batch_size}")
@@ -182,17 +177,18 @@ class MLP(MLPBase):
         return order, min(batch_size, max(order.shape[0], 1))
 
     def _check_optimizer(self, optimizer) -> tuple:
-        """Flat state (s0, s1, s2) of an optimizer built on this model's params."""
-        params = getattr(optimizer, "params", None)
-        if (
-            not hasattr(optimizer, "_c_hyper")
-            or params is None
-            or len(params) != len(self.params)
-            or any(p is not q for p, q in zip(params, self.params, strict=True))
-        ):
+        """Flat state (s0, s1, s2) of a gdcore.optim optimizer on this model."""
+        compiled = (optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad)
+        if not isinstance(optimizer, compiled):
             raise ValueError(
-                "`optimizer` must be a gdcore.optim optimizer built on `model.params`"
+                "`optimizer` must be a gdcore.optim optimizer: the compiled epoch runs "
+                f"its C update, got {type(optimizer).__module__}."
+                f"{type(optimizer).__name__}"
             )
+        if len(optimizer.params) != len(self.params) or any(
+            p is not q for p, q in zip(optimizer.params, self.params, strict=True)
+        ):
+            raise ValueError("`optimizer` must be built on `model.params`")
         state = tuple(optimizer._flat_state())
         for s in state:
             if s is not None and not (

@@ -135,3 +135,56 @@ def _mlp_jacobian(const int[::1] sizes, int activation, int loss,
         else:
             status = gd_mlp_jacobian_f64(&net, n, &params[0], &x[0, 0], &work[0], &jac[0, 0])
     _check_status(status)
+
+
+# Whole-epoch training. gd_hyper and the update kernels it feeds are declared in optim.pxi,
+# which _core.pyx includes before this file.
+cdef extern from "nn_kernels.h":
+    int gd_mlp_epoch_f32(const gd_mlp *net, const float *x, const long long *labels,
+                         const float *targets, const long long *order, size_t n_order,
+                         size_t batch_size, float *params, float *grads, const gd_hyper *h,
+                         float *s0, float *s1, float *s2, void *work, double *batch_losses,
+                         size_t *n_done) noexcept nogil
+    int gd_mlp_epoch_f64(const gd_mlp *net, const double *x, const long long *labels,
+                         const double *targets, const long long *order, size_t n_order,
+                         size_t batch_size, double *params, double *grads, const gd_hyper *h,
+                         double *s0, double *s1, double *s2, void *work, double *batch_losses,
+                         size_t *n_done) noexcept nogil
+
+
+cdef floating *_nn_data_or_null(floating[::1] buf) noexcept:
+    """Pointer to the first element, NULL for None."""
+    return NULL if buf is None else &buf[0]
+
+
+def _mlp_epoch(const int[::1] sizes, int activation, int loss,
+               const floating[:, ::1] x, const int64_t[::1] labels,
+               const floating[:, ::1] targets, const int64_t[::1] order, Py_ssize_t batch_size,
+               floating[::1] params, floating[::1] grads, dict hyper,
+               floating[::1] s0, floating[::1] s1, floating[::1] s2,
+               double[::1] work, double[::1] batch_losses):
+    """Train one epoch; returns (updates applied, status). Arguments checked by the caller."""
+    cdef gd_mlp net = _mlp_shape(sizes, activation, loss)
+    cdef gd_hyper h = hyper
+    cdef const long long *lab = NULL
+    cdef const floating *tgt = NULL
+    cdef floating *p0 = _nn_data_or_null(s0)
+    cdef floating *p1 = _nn_data_or_null(s1)
+    cdef floating *p2 = _nn_data_or_null(s2)
+    cdef size_t n_order = <size_t>order.shape[0], n_done = 0
+    cdef int status
+    if labels is not None:
+        lab = <const long long *>&labels[0]
+    if targets is not None:
+        tgt = &targets[0, 0]
+    with nogil:
+        if floating is float:
+            status = gd_mlp_epoch_f32(&net, &x[0, 0], lab, tgt, <const long long *>&order[0],
+                                      n_order, <size_t>batch_size, &params[0], &grads[0], &h,
+                                      p0, p1, p2, &work[0], &batch_losses[0], &n_done)
+        else:
+            status = gd_mlp_epoch_f64(&net, &x[0, 0], lab, tgt, <const long long *>&order[0],
+                                      n_order, <size_t>batch_size, &params[0], &grads[0], &h,
+                                      p0, p1, p2, &work[0], &batch_losses[0], &n_done)
+    _check_status(status)
+    return n_done, status

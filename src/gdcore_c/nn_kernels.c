@@ -27,9 +27,13 @@
 static gd_sgemm_fn gd_sgemm = NULL;
 static gd_dgemm_fn gd_dgemm = NULL;
 
-/* Element count from which a fused element-wise loop runs in parallel. Below it, starting
- * the threads costs more than the loop; see the measurement in the benchmark notes. */
-static size_t gd_nn_threshold = 32768;
+/* Element count from which a fused element-wise loop runs in parallel.
+ * Limitation: the loops of typical batches run on one thread. With libgomp's default wait
+ * policy its workers keep spinning after a region and starve OpenBLAS's gemm threads: on a
+ * 2-core machine one 784-256-128-10 float32 pass of 128 rows took 12-16 ms with parallel
+ * loops against 0.73 ms serial. With OMP_WAIT_POLICY=PASSIVE both took 0.74 ms, since gemm
+ * dominates; 2^20 elements keeps the regions to sizes where the loop itself is costly. */
+static size_t gd_nn_threshold = (size_t)1 << 20;
 
 void gd_nn_set_gemm(gd_sgemm_fn sgemm, gd_dgemm_fn dgemm)
 {
@@ -91,18 +95,21 @@ static size_t gd_nn_n_params(const gd_mlp *net)
 #define GD_NN_GEMM gd_sgemm
 #define GD_NN_EXP expf
 #define GD_NN_TANH tanhf
+#define GD_NN_STEP gd_step_f32
 #include "nn_kernels.c"
 #undef GD_NN_REAL
 #undef GD_NN_SFX
 #undef GD_NN_GEMM
 #undef GD_NN_EXP
 #undef GD_NN_TANH
+#undef GD_NN_STEP
 
 #define GD_NN_REAL double
 #define GD_NN_SFX(name) name##_f64
 #define GD_NN_GEMM gd_dgemm
 #define GD_NN_EXP exp
 #define GD_NN_TANH tanh
+#define GD_NN_STEP gd_step_f64
 #include "nn_kernels.c"
 
 #else /* GD_NN_REAL: the type-generic part */
@@ -339,6 +346,38 @@ static void GD_NN_SFX(backward)(const gd_mlp *net, size_t n, const real *params,
     }
 }
 
+/* Loss and gradient of a batch of n rows in a carved workspace (see gd_mlp_loss_grad). */
+static void GD_NN_SFX(loss_grad)(const gd_mlp *net, size_t n, const real *params,
+                                 const real *x, const long long *labels, const real *targets,
+                                 const long long *rows, real *grads, GD_NN_SFX(gd_nn_work) *w,
+                                 double *loss)
+{
+    size_t k = (size_t)net->sizes[net->n_layers];
+    real *z = GD_NN_SFX(act_ptr)(net, n, w->act, net->n_layers);
+    real *dz = grads ? w->delta[0] : NULL;
+    double total = 0.0;
+
+    /* forward pass, per-row losses and the output delta */
+    GD_NN_SFX(forward_logits)(net, n, params, x, w->act);
+    if (net->loss == GD_CROSS_ENTROPY) {
+        GD_NN_SFX(ce_delta)(n, k, z, labels, rows, w->rowloss, dz);
+    } else {
+        GD_NN_SFX(mse_delta)(n, k, z, targets, rows, w->rowloss, dz);
+    }
+    for (size_t i = 0; i < n; i++) {
+        total += w->rowloss[i];
+    }
+    *loss = total / (double)(net->loss == GD_CROSS_ENTROPY ? n : n * k);
+
+    /* backward pass */
+    if (grads) {
+        for (size_t i = 0; i < n; i++) {
+            w->ones[i] = 1;
+        }
+        GD_NN_SFX(backward)(net, n, params, x, w, grads);
+    }
+}
+
 int GD_NN_SFX(gd_mlp_loss_grad)(const gd_mlp *net, size_t n, const real *params,
                                 const real *x, const long long *labels, const real *targets,
                                 const long long *rows, real *grads, void *work, double *loss)
@@ -347,30 +386,7 @@ int GD_NN_SFX(gd_mlp_loss_grad)(const gd_mlp *net, size_t n, const real *params,
         return GD_NN_NO_BLAS;
     }
     GD_NN_SFX(gd_nn_work) w = GD_NN_SFX(carve)(net, n, work);
-    size_t k = (size_t)net->sizes[net->n_layers];
-    real *z = GD_NN_SFX(act_ptr)(net, n, w.act, net->n_layers);
-    real *dz = grads ? w.delta[0] : NULL;
-    double total = 0.0;
-
-    /* forward pass, per-row losses and the output delta */
-    GD_NN_SFX(forward_logits)(net, n, params, x, w.act);
-    if (net->loss == GD_CROSS_ENTROPY) {
-        GD_NN_SFX(ce_delta)(n, k, z, labels, rows, w.rowloss, dz);
-    } else {
-        GD_NN_SFX(mse_delta)(n, k, z, targets, rows, w.rowloss, dz);
-    }
-    for (size_t i = 0; i < n; i++) {
-        total += w.rowloss[i];
-    }
-    *loss = total / (double)(net->loss == GD_CROSS_ENTROPY ? n : n * k);
-
-    /* backward pass */
-    if (grads) {
-        for (size_t i = 0; i < n; i++) {
-            w.ones[i] = 1;
-        }
-        GD_NN_SFX(backward)(net, n, params, x, &w, grads);
-    }
+    GD_NN_SFX(loss_grad)(net, n, params, x, labels, targets, rows, grads, &w, loss);
     return GD_NN_OK;
 }
 
@@ -439,6 +455,57 @@ int GD_NN_SFX(gd_mlp_jacobian)(const gd_mlp *net, size_t n, const real *params,
                 GD_NN_SFX(slope_mul)(n * (size_t)fi, a, dprev, net->activation);
                 cur = 1 - cur;
             }
+        }
+    }
+    return GD_NN_OK;
+}
+
+/* x rows order[0..n) gathered into xb (n x n_in). */
+static void GD_NN_SFX(gather)(size_t n, size_t n_in, const real *x, const long long *order,
+                              real *xb)
+{
+    size_t thr = gd_nn_threshold;
+#pragma omp parallel for num_threads(gd_num_threads()) if(n * n_in >= thr) schedule(static)
+    for (ptrdiff_t r = 0; r < (ptrdiff_t)n; r++) {
+        memcpy(xb + r * n_in, x + (size_t)order[r] * n_in, n_in * sizeof(real));
+    }
+}
+
+int GD_NN_SFX(gd_mlp_epoch)(const gd_mlp *net, const real *x, const long long *labels,
+                            const real *targets, const long long *order, size_t n_order,
+                            size_t batch_size, real *params, real *grads, const gd_hyper *h,
+                            real *s0, real *s1, real *s2, void *work, double *batch_losses,
+                            size_t *n_done)
+{
+    *n_done = 0;
+    if (GD_NN_GEMM == NULL) {
+        return GD_NN_NO_BLAS;
+    }
+    /* Carved for batch_size rows; a shorter last batch uses the front of each region. */
+    GD_NN_SFX(gd_nn_work) w = GD_NN_SFX(carve)(net, batch_size, work);
+    size_t n_in = (size_t)net->sizes[0], n_params = gd_nn_n_params(net);
+    size_t n_batches = (n_order + batch_size - 1) / batch_size;
+    gd_hyper step = *h;
+
+    for (size_t b = 0; b < n_batches; b++) {
+        size_t start = b * batch_size;
+        size_t n = n_order - start < batch_size ? n_order - start : batch_size;
+        const long long *rows = order + start;
+
+        /* gather, forward, backward */
+        GD_NN_SFX(gather)(n, n_in, x, rows, w.xbatch);
+        GD_NN_SFX(loss_grad)(net, n, params, w.xbatch, labels, targets, rows, grads, &w,
+                             &batch_losses[b]);
+        if (!isfinite(batch_losses[b])) {
+            return GD_NN_NONFINITE_LOSS;
+        }
+
+        /* fused optimizer update of the flat buffers */
+        step.step = h->step + (long long)b;
+        int bad = GD_NN_STEP(&step, n_params, params, grads, s0, s1, s2);
+        *n_done = b + 1;
+        if (bad) {
+            return GD_NN_NONFINITE_PARAMS;
         }
     }
     return GD_NN_OK;

@@ -276,7 +276,7 @@ def test_parallel_loops_give_the_serial_result(threads):
     np.testing.assert_array_equal(parallel_jac, jac)
 
 
-def test_float32_inputs_are_converted_once(backend):
+def test_float32_model_converts_lists_and_other_dtypes(backend):
     model = backend([3, 4, 2], dtype=np.float32, seed=0)
     X, y = make_data([3, 4, 2], "cross_entropy")
 

@@ -1,7 +1,8 @@
 """Benchmarks of the MLP forward+backward pass and of whole-epoch training.
 
-Run with ``pytest bench/bench_nn.py --benchmark-only`` (needs pytest-benchmark;
-torch columns appear when torch is installed). Every timed call is first checked
+Run with ``pytest bench/ --benchmark-only -k bench_nn`` (bench/conftest.py collects
+the ``bench_*.py`` files; naming the file itself would collect it twice). The torch
+columns appear when torch is installed. Every timed call is first checked
 against the NumPy reference.
 
 The torch cases are the last tests of this file on purpose: after a torch call, its

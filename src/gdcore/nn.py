@@ -110,7 +110,7 @@ class MLP(MLPBase):
         Returns
         -------
         batch_losses : ndarray of float64, one per batch
-            Loss of each batch before its update (unset after a stop).
+            Loss of each batch before its update (NaN for batches not reached).
         n_done : int
             Number of updates applied.
         code : int

@@ -67,10 +67,17 @@ def test_default_hyperparameters_by_hand():
         "lr": 1.0 / 1002.0,
         "momentum": 0.9,
     }
-    assert _cli_compare.default_hyperparameters(rb, "nesterov")["nesterov"] is True
+    nesterov = _cli_compare.default_hyperparameters(rb, "nesterov")
+    assert nesterov["nesterov"] is True
+    assert nesterov["lr"] == pytest.approx(
+        1.0 / (501.0 + math.sqrt(301.0**2 + 400.0**2))
+    )
     q = Quadratic(np.diag([1.0, 9.0]))
     assert _cli_compare.default_hyperparameters(q, "momentum") == pytest.approx(
         {"lr": 0.25, "momentum": 0.25}
+    )
+    assert _cli_compare.default_hyperparameters(q, "nesterov") == pytest.approx(
+        {"lr": 1.0 / 9.0, "momentum": 0.5, "nesterov": True}
     )
     assert _cli_compare.default_hyperparameters(q, "adam") == {"lr": 0.1}
 
@@ -180,3 +187,14 @@ def test_unwritable_plot_path_exits_1(tmp_path, capsys):
     )
     assert code == 1
     assert "cannot write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("problem", ["rosenbrock", "beale", "quadratic"])
+def test_accelerated_defaults_converge_on_every_problem(problem):
+    p = _cli_compare.make_problem(problem)
+    rows = _cli_compare.compare_rows(p, ["gd", "momentum", "nesterov", "adam"])
+    assert [r["status"] for r in rows] == ["converged"] * 4
+    gd = rows[0]["nit"]
+    for row in rows[1:]:
+        assert row["nit"] < gd
+        np.testing.assert_allclose(row["result"].x, p.minimizer, atol=1e-5)

@@ -196,6 +196,9 @@ def hessian_mlp(model, X, y) -> np.ndarray:
         raise TypeError("`model` must expose a 1-D `flat_params` array")
     if not callable(getattr(model, "loss_and_grad", None)):
         raise TypeError("`model` must have a `loss_and_grad(X, y)` method")
+    # Limitation: dense finite differences, 2 n_params backward passes over the
+    # whole data and an n_params^2 matrix; exact Hessian-vector products would
+    # need a second backward pass the networks do not provide.
     saved = flat.copy()
     n = flat.size
     eps = np.finfo(flat.dtype).eps
@@ -221,7 +224,7 @@ def hessian_mlp(model, X, y) -> np.ndarray:
     return 0.5 * (H + H.T)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Spectrum:
     """Eigenvalues of a symmetric matrix and what they say about a critical point.
 
@@ -488,6 +491,9 @@ def _run_sequences(run):
     return trajectory, losses
 
 
+# Limitation: the rate is the slope over the second half of the usable run, so
+# a method that converges sublinearly (flat directions, Adagrad's shrinking
+# steps) gets a number near 1 that depends on the run length, not a rate.
 def _fit_tail_rate(errors: np.ndarray, floor: float) -> float:
     """exp(slope) of a least-squares line through log(errors) over the tail."""
     finite = np.isfinite(errors) & (errors > 0)

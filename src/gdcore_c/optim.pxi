@@ -1,1 +1,300 @@
-# Wrappers of the optim kernels.
+# Wrappers of the optim kernels: one compiled call per optimizer step.
+
+cimport numpy as cnp
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport free, malloc
+
+cnp.import_array()
+
+
+cdef extern from "optim_kernels.h":
+    ctypedef enum gd_optim_kind:
+        GD_SGD
+        GD_ADAM
+        GD_RMSPROP
+        GD_ADAGRAD
+
+    ctypedef struct gd_hyper:
+        gd_optim_kind kind
+        double lr
+        double weight_decay
+        double momentum
+        double dampening
+        int nesterov
+        double beta1
+        double beta2
+        double eps
+        int amsgrad
+        int decoupled
+        double alpha
+        int centered
+        double lr_decay
+        long long step
+
+    ctypedef struct gd_segment:
+        size_t n
+        void *p
+        const void *g
+        void *s0
+        void *s1
+        void *s2
+
+    int gd_step_f32(const gd_hyper *h, size_t n, float *p, const float *g,
+                    float *s0, float *s1, float *s2) noexcept nogil
+    int gd_step_f64(const gd_hyper *h, size_t n, double *p, const double *g,
+                    double *s0, double *s1, double *s2) noexcept nogil
+    int gd_step_segments_f32(const gd_hyper *h, size_t nseg,
+                             const gd_segment *seg) noexcept nogil
+    int gd_step_segments_f64(const gd_hyper *h, size_t nseg,
+                             const gd_segment *seg) noexcept nogil
+    size_t gd_optim_parallel_threshold() noexcept nogil
+
+
+_HYPER_FIELDS = (
+    "kind", "lr", "weight_decay", "momentum", "dampening", "nesterov", "beta1", "beta2",
+    "eps", "amsgrad", "decoupled", "alpha", "centered", "lr_decay", "step",
+)
+
+
+cdef gd_hyper _hyper_from_dict(dict d) except *:
+    """Fill a gd_hyper from a dict with its field names (all fields required)."""
+    cdef gd_hyper h
+    missing = [name for name in _HYPER_FIELDS if name not in d]
+    if missing:
+        raise KeyError(f"hyperparameter dict lacks {missing}")
+    h.kind = <gd_optim_kind><int>d["kind"]
+    h.lr = d["lr"]
+    h.weight_decay = d["weight_decay"]
+    h.momentum = d["momentum"]
+    h.dampening = d["dampening"]
+    h.nesterov = d["nesterov"]
+    h.beta1 = d["beta1"]
+    h.beta2 = d["beta2"]
+    h.eps = d["eps"]
+    h.amsgrad = d["amsgrad"]
+    h.decoupled = d["decoupled"]
+    h.alpha = d["alpha"]
+    h.centered = d["centered"]
+    h.lr_decay = d["lr_decay"]
+    h.step = d["step"]
+    return h
+
+
+cdef inline char *_data_or_null(object arr):
+    """Data pointer of a state array, NULL for None."""
+    if arr is None:
+        return NULL
+    return <char *>cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+cdef class _FusedStep:
+    """Per-optimizer step engine: cached param layout, state pointers and hyperparameters.
+
+    Built once by a `gdcore.optim` optimizer (which has already validated `params` and
+    allocated the flat state). Each call checks the grads cheaply, gathers their pointers,
+    merges arrays that are adjacent in memory into one segment, and runs one kernel call
+    without the GIL. A return value of -1 means an input failed a check and nothing was
+    written; the caller then rebuilds the precise error message.
+    """
+
+    cdef gd_hyper h
+    cdef int typenum
+    cdef size_t itemsize
+    cdef Py_ssize_t nparams
+    cdef tuple params
+    cdef tuple flat_state
+    cdef int *ndims
+    cdef cnp.npy_intp *dims
+    cdef Py_ssize_t *dim_start
+    cdef gd_segment *template
+    cdef gd_segment *merged
+
+    def __cinit__(self, tuple params, tuple flat_state, bint double_precision):
+        cdef Py_ssize_t i, j, ndim_total = 0, offset = 0
+        cdef cnp.ndarray arr
+        cdef char *s[3]
+        self.params = params
+        self.flat_state = flat_state
+        self.nparams = len(params)
+        self.typenum = cnp.NPY_FLOAT64 if double_precision else cnp.NPY_FLOAT32
+        self.itemsize = 8 if double_precision else 4
+        for i in range(self.nparams):
+            ndim_total += cnp.PyArray_NDIM(<cnp.ndarray>params[i])
+        n = self.nparams
+        self.ndims = <int *>malloc(n * sizeof(int) + 1)
+        self.dims = <cnp.npy_intp *>malloc(ndim_total * sizeof(cnp.npy_intp) + 1)
+        self.dim_start = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t) + 1)
+        self.template = <gd_segment *>malloc(n * sizeof(gd_segment) + 1)
+        self.merged = <gd_segment *>malloc(n * sizeof(gd_segment) + 1)
+        if (self.ndims == NULL or self.dims == NULL or self.dim_start == NULL
+                or self.template == NULL or self.merged == NULL):
+            raise MemoryError()
+        for j in range(3):
+            s[j] = _data_or_null(flat_state[j])
+        ndim_total = 0
+        for i in range(self.nparams):
+            arr = <cnp.ndarray>params[i]
+            self.ndims[i] = cnp.PyArray_NDIM(arr)
+            self.dim_start[i] = ndim_total
+            for j in range(self.ndims[i]):
+                self.dims[ndim_total + j] = cnp.PyArray_DIMS(arr)[j]
+            ndim_total += self.ndims[i]
+            self.template[i].n = <size_t>cnp.PyArray_SIZE(arr)
+            self.template[i].p = cnp.PyArray_DATA(arr)
+            self.template[i].g = NULL
+            self.template[i].s0 = s[0] + offset if s[0] != NULL else NULL
+            self.template[i].s1 = s[1] + offset if s[1] != NULL else NULL
+            self.template[i].s2 = s[2] + offset if s[2] != NULL else NULL
+            offset += <Py_ssize_t>(self.template[i].n * self.itemsize)
+
+    def __dealloc__(self):
+        free(self.ndims)
+        free(self.dims)
+        free(self.dim_start)
+        free(self.template)
+        free(self.merged)
+
+    def set_hyper(self, dict hyper):
+        """Replace the hyperparameters (a dict with the gd_hyper field names)."""
+        self.h = _hyper_from_dict(hyper)
+
+    def step(self, grads, long long step):
+        """One update of all params; 0, 1 if a non-finite value was written, -1 if rejected."""
+        cdef tuple gt
+        cdef object obj
+        cdef cnp.ndarray arr
+        cdef Py_ssize_t i, j, nseg = 0
+        cdef cnp.npy_intp *dims
+        cdef gd_segment *last
+        cdef int bad
+        cdef void *g
+        cdef size_t item = self.itemsize
+        cdef gd_hyper h = self.h
+        if type(grads) is tuple:
+            gt = <tuple>grads
+        elif isinstance(grads, (list, tuple)):
+            gt = tuple(grads)
+        else:
+            return -1
+        if len(gt) != self.nparams:
+            return -1
+        for i in range(self.nparams):
+            obj = gt[i]
+            if not cnp.PyArray_Check(obj):
+                return -1
+            arr = <cnp.ndarray>obj
+            if (cnp.PyArray_TYPE(arr) != self.typenum or cnp.PyArray_ISBYTESWAPPED(arr)
+                    or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISALIGNED(arr)
+                    or cnp.PyArray_NDIM(arr) != self.ndims[i]):
+                return -1
+            dims = cnp.PyArray_DIMS(arr)
+            for j in range(self.ndims[i]):
+                if dims[j] != self.dims[self.dim_start[i] + j]:
+                    return -1
+            arr = <cnp.ndarray>self.params[i]
+            if (not cnp.PyArray_ISWRITEABLE(arr)
+                    or cnp.PyArray_DATA(arr) != self.template[i].p):
+                return -1
+            if self.template[i].n == 0:
+                continue
+            g = cnp.PyArray_DATA(<cnp.ndarray>obj)
+            # Merge with the previous segment when every array continues it in memory.
+            if nseg > 0:
+                last = &self.merged[nseg - 1]
+                if (<char *>last.p + last.n * item == <char *>self.template[i].p
+                        and <const char *>last.g + last.n * item == <const char *>g
+                        and (last.s0 == NULL
+                             or <char *>last.s0 + last.n * item == <char *>self.template[i].s0)
+                        and (last.s1 == NULL
+                             or <char *>last.s1 + last.n * item == <char *>self.template[i].s1)
+                        and (last.s2 == NULL
+                             or <char *>last.s2 + last.n * item == <char *>self.template[i].s2)):
+                    last.n += self.template[i].n
+                    continue
+            self.merged[nseg] = self.template[i]
+            self.merged[nseg].g = g
+            nseg += 1
+        h.step = step
+        with nogil:
+            if item == 4:
+                bad = gd_step_segments_f32(&h, <size_t>nseg, self.merged)
+            else:
+                bad = gd_step_segments_f64(&h, <size_t>nseg, self.merged)
+        return bad
+
+    def n_segments(self, grads):
+        """Segments the kernel would see for these grads (1 on the one-buffer fast path)."""
+        cdef Py_ssize_t i, nseg = 0
+        cdef uintptr_t end_p = 0, end_g = 0, p, g
+        cdef cnp.ndarray arr
+        for i in range(self.nparams):
+            arr = grads[i]
+            if self.template[i].n == 0:
+                continue
+            p = <uintptr_t>self.template[i].p
+            g = <uintptr_t>cnp.PyArray_DATA(arr)
+            if nseg == 0 or p != end_p or g != end_g:
+                nseg += 1
+            end_p = p + self.template[i].n * self.itemsize
+            end_g = g + self.template[i].n * self.itemsize
+        return nseg
+
+
+def _optim_parallel_threshold():
+    """Element count from which an optimizer step runs in parallel."""
+    return gd_optim_parallel_threshold()
+
+
+cdef int _check_flat(object arr, int typenum, cnp.npy_intp n) except -1:
+    """Raise unless `arr` is None or a C-contiguous 1-D array of `typenum` and size n."""
+    if arr is None:
+        return 0
+    if not (cnp.PyArray_Check(arr) and cnp.PyArray_TYPE(<cnp.ndarray>arr) == typenum
+            and not cnp.PyArray_ISBYTESWAPPED(<cnp.ndarray>arr)
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>arr)
+            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>arr)
+            and cnp.PyArray_SIZE(<cnp.ndarray>arr) == n):
+        raise ValueError("flat kernel arrays must be writeable, C-contiguous, of one float "
+                         f"dtype and {n} elements; got {arr!r:.60}")
+    return 0
+
+
+def _optim_step_flat(dict hyper, cnp.ndarray p, cnp.ndarray g, s0, s1, s2):
+    """Test entry point: gd_step_f32/gd_step_f64 on flat arrays; returns the kernel's flag."""
+    cdef gd_hyper h = _hyper_from_dict(hyper)
+    cdef int typenum = cnp.PyArray_TYPE(p)
+    cdef cnp.npy_intp n = cnp.PyArray_SIZE(p)
+    cdef int bad
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError(f"`p` must be float32 or float64, got {p.dtype}")
+    for arr in (p, s0, s1, s2):
+        _check_flat(arr, typenum, n)
+    kind = hyper["kind"]
+    need = ((kind == GD_SGD and hyper["momentum"] != 0, False, False),
+            (kind == GD_ADAM, kind == GD_ADAM, kind == GD_ADAM and hyper["amsgrad"]),
+            (kind == GD_RMSPROP, kind == GD_RMSPROP and hyper["momentum"] != 0,
+             kind == GD_RMSPROP and hyper["centered"]),
+            (kind == GD_ADAGRAD, False, False))
+    for j, arr in enumerate((s0, s1, s2)):
+        if arr is None and any(row[j] for row in need):
+            raise ValueError(f"state buffer s{j} is required by {hyper!r:.80}")
+    if kind not in (GD_SGD, GD_ADAM, GD_RMSPROP, GD_ADAGRAD):
+        raise ValueError(f"`kind` must be 0, 1, 2 or 3, got {kind!r}")
+    if not (cnp.PyArray_Check(g) and cnp.PyArray_TYPE(g) == typenum
+            and not cnp.PyArray_ISBYTESWAPPED(g) and cnp.PyArray_IS_C_CONTIGUOUS(g)
+            and cnp.PyArray_ISALIGNED(g) and cnp.PyArray_SIZE(g) == n):
+        raise ValueError("`g` must be C-contiguous with the dtype and size of `p`")
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef const void *gp = cnp.PyArray_DATA(g)
+    cdef void *b0 = _data_or_null(s0)
+    cdef void *b1 = _data_or_null(s1)
+    cdef void *b2 = _data_or_null(s2)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            bad = gd_step_f32(&h, <size_t>n, <float *>pp, <const float *>gp,
+                              <float *>b0, <float *>b1, <float *>b2)
+        else:
+            bad = gd_step_f64(&h, <size_t>n, <double *>pp, <const double *>gp,
+                              <double *>b0, <double *>b1, <double *>b2)
+    return bad

@@ -42,4 +42,21 @@ int gd_step_f32(const gd_hyper *h, size_t n, float *p, const float *g,
 int gd_step_f64(const gd_hyper *h, size_t n, double *p, const double *g,
                 double *s0, double *s1, double *s2);
 
+/* One contiguous piece of the parameters: n elements of p, g and the state buffers in use
+ * (element type float for the _f32 kernel, double for _f64; unused state pointers NULL). */
+typedef struct {
+    size_t n;
+    void *p;
+    const void *g;
+    void *s0, *s1, *s2;
+} gd_segment;
+
+/* The same update over nseg segments in one parallel region: each segment is split evenly
+ * over the threads. Same return value as gd_step_f32/gd_step_f64. */
+int gd_step_segments_f32(const gd_hyper *h, size_t nseg, const gd_segment *seg);
+int gd_step_segments_f64(const gd_hyper *h, size_t nseg, const gd_segment *seg);
+
+/* Element count from which the kernels start a parallel region (measured; see the .c). */
+size_t gd_optim_parallel_threshold(void);
+
 #endif

@@ -1,0 +1,206 @@
+"""Optimizer step benchmarks: gdcore vs the NumPy reference, textbook NumPy and torch.
+
+Run ``pytest bench/ --benchmark-only --benchmark-json out.json`` and turn the JSON into
+a table with ``python bench/report.py out.json``. Each group is one optimizer at one
+size; it also holds the in-place bandwidth reference ``a += b`` so that GB/s fractions
+can be derived from ``extra_info["bytes"]`` (bytes moved per call).
+
+Every implementation is checked against the NumPy reference after one step on the same
+inputs before it is timed.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore import optim, reference
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+# name -> (kwargs, arrays read + written per element by the fused update)
+OPTIMIZERS = {
+    "Adam": (dict(lr=1e-3), 7),
+    "AdamW": (dict(lr=1e-3, weight_decay=1e-2), 7),
+    "SGD": (dict(lr=1e-2, momentum=0.9), 5),
+    "RMSprop": (dict(lr=1e-2), 5),
+    "Adagrad": (dict(lr=1e-2), 5),
+}
+TORCH_FUSED = {"Adam", "AdamW", "SGD", "Adagrad"}
+SIZES = {"1e3": 1_000, "1e5": 100_000, "1e7": 10_000_000}
+CASES = [(name, size, np.float32) for name in OPTIMIZERS for size in SIZES]
+CASES.append(("Adam", "1e7", np.float64))
+IMPLS = ["gdcore", "reference", "textbook", "torch", "torch-foreach", "torch-fused"]
+
+
+def _data(n, dtype, n_arrays=1):
+    """Seeded params and grads, as `n_arrays` arrays of n elements."""
+    rng = np.random.default_rng(0)
+    params = [rng.standard_normal(n).astype(dtype) for _ in range(n_arrays)]
+    grads = [rng.standard_normal(n).astype(dtype) for _ in range(n_arrays)]
+    return params, grads
+
+
+def _textbook_step(name, kwargs):
+    """Textbook NumPy update (new arrays each step), as found in tutorials."""
+    lr = kwargs["lr"]
+    state = {}
+
+    def adam(params, grads, decoupled):
+        t = state["t"] = state.get("t", 0) + 1
+        b1, b2, eps, wd = 0.9, 0.999, 1e-8, kwargs.get("weight_decay", 0.0)
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            m, v = state.get(("m", i), 0.0), state.get(("v", i), 0.0)
+            if decoupled:
+                p *= 1 - lr * wd
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g**2
+            m_hat = m / (1 - b1**t)
+            v_hat = v / (1 - b2**t)
+            p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+            state["m", i], state["v", i] = m, v
+
+    def sgd(params, grads):
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            b = state.get(("b", i))
+            b = g.copy() if b is None else 0.9 * b + g
+            p -= lr * b
+            state["b", i] = b
+
+    def rmsprop(params, grads):
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            sq = 0.99 * state.get(("sq", i), 0.0) + 0.01 * g**2
+            p -= lr * g / (np.sqrt(sq) + 1e-8)
+            state["sq", i] = sq
+
+    def adagrad(params, grads):
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            s = state.get(("s", i), 0.0) + g**2
+            p -= lr * g / (np.sqrt(s) + 1e-10)
+            state["s", i] = s
+
+    steps = {"Adam": lambda p, g: adam(p, g, False),
+             "AdamW": lambda p, g: adam(p, g, True),
+             "SGD": sgd, "RMSprop": rmsprop, "Adagrad": adagrad}
+    return steps[name]
+
+
+def _make_step(impl, name, kwargs, params, grads):
+    """A zero-argument callable performing one step of `impl` on `params` in place."""
+    if impl == "gdcore":
+        opt = getattr(optim, name)(params, **kwargs)
+        return lambda: opt.step(grads)
+    if impl == "reference":
+        opt = getattr(reference, name)(params, **kwargs)
+        return lambda: opt.step(grads)
+    if impl == "textbook":
+        step = _textbook_step(name, kwargs)
+        return lambda: step(params, grads)
+    if torch is None:
+        pytest.skip("torch is not installed")
+    flags = {"torch": dict(foreach=False), "torch-foreach": dict(foreach=True),
+             "torch-fused": dict(fused=True)}[impl]
+    if impl == "torch-fused" and name not in TORCH_FUSED:
+        pytest.skip(f"torch.optim.{name} has no fused implementation")
+    tensors = [torch.from_numpy(p) for p in params]  # shares memory with params
+    for t, g in zip(tensors, grads, strict=True):
+        t.grad = torch.from_numpy(g)
+    topt = getattr(torch.optim, name)(tensors, **kwargs, **flags)
+    return topt.step
+
+
+def _check_one_step(impl, name, kwargs, n, dtype, n_arrays=1, layout="separate"):
+    """Compare one step of `impl` with the reference on fresh inputs."""
+    params, grads = _layout(*_data(n, dtype, n_arrays), layout)
+    expected = [p.copy() for p in params]
+    getattr(reference, name)(expected, **kwargs).step(grads)
+    with _no_grad():
+        _make_step(impl, name, kwargs, params, grads)()
+    rtol = 2e-4 if dtype == np.float32 else 1e-10
+    for p, e in zip(params, expected, strict=True):
+        np.testing.assert_allclose(p, e, rtol=rtol, atol=rtol * 1e-2)
+
+
+def _no_grad():
+    """torch.no_grad() when torch is present, else a null context."""
+    if torch is None:
+        import contextlib
+        return contextlib.nullcontext()
+    return torch.no_grad()
+
+
+def _layout(params, grads, layout):
+    """Keep separate arrays, or copy them into views of one flat buffer each."""
+    if layout == "separate":
+        return params, grads
+    out = []
+    for arrays in (params, grads):
+        flat = np.concatenate(arrays)
+        out.append(list(np.split(flat, len(arrays))))
+    return out
+
+
+def _run(benchmark, step, n_total):
+    """Time `step`; few rounds for the large sizes to keep the run short."""
+    with _no_grad():
+        if n_total >= 1_000_000:
+            benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
+        else:
+            benchmark(step)
+
+
+def _info(benchmark, impl, name, n_total, dtype, arrays_moved):
+    benchmark.extra_info.update(
+        impl=impl, optimizer=name, n=n_total, dtype=np.dtype(dtype).name,
+        bytes=arrays_moved * n_total * np.dtype(dtype).itemsize,
+        threads=gdcore.get_num_threads(), loadavg=os.getloadavg()[0])
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(("name", "size", "dtype"), CASES,
+                         ids=[f"{n}-{s}-{np.dtype(d).name}" for n, s, d in CASES])
+def test_step(benchmark, impl, name, size, dtype):
+    n = SIZES[size]
+    kwargs, arrays_moved = OPTIMIZERS[name]
+    if impl in ("reference", "textbook") and n >= 10_000_000 and name != "Adam":
+        pytest.skip("NumPy at 1e7 timed for Adam only, to keep the run short")
+    benchmark.group = f"{name}-{size}-{np.dtype(dtype).name}"
+    _check_one_step(impl, name, kwargs, min(n, 100_000), dtype)
+    params, grads = _data(n, dtype)
+    step = _make_step(impl, name, kwargs, params, grads)
+    _info(benchmark, impl, name, n, dtype, arrays_moved)
+    _run(benchmark, step, n)
+
+
+@pytest.mark.parametrize(("name", "size", "dtype"), CASES,
+                         ids=[f"{n}-{s}-{np.dtype(d).name}" for n, s, d in CASES])
+def test_inplace_add_bandwidth(benchmark, name, size, dtype):
+    """a += b with NumPy: reads 2 arrays and writes 1, the in-place bandwidth bound."""
+    n = SIZES[size]
+    benchmark.group = f"{name}-{size}-{np.dtype(dtype).name}"
+    (a,), (b,) = _data(n, dtype)
+    _info(benchmark, "a+=b", name, n, dtype, 3)
+    _run(benchmark, lambda: np.add(a, b, out=a), n)
+
+
+MULTI_IMPLS = ["gdcore-flat", "gdcore-separate", "reference", "numpy-loop", "torch",
+               "torch-foreach", "torch-fused"]
+
+
+@pytest.mark.parametrize("impl", MULTI_IMPLS)
+def test_adam_100_arrays_of_10k(benchmark, impl):
+    """Adam on 100 arrays x 10k float32: one-buffer and separate-arrays paths."""
+    kwargs, arrays_moved = OPTIMIZERS["Adam"]
+    benchmark.group = "Adam-100x10k-float32"
+    layout = "flat" if impl == "gdcore-flat" else "separate"
+    base = {"gdcore-flat": "gdcore", "gdcore-separate": "gdcore",
+            "numpy-loop": "textbook"}.get(impl, impl)
+    _check_one_step(base, "Adam", kwargs, 10_000, np.float32, 100, layout)
+    params, grads = _layout(*_data(10_000, np.float32, 100), layout)
+    step = _make_step(base, "Adam", kwargs, params, grads)
+    _info(benchmark, impl, "Adam", 1_000_000, np.float32, arrays_moved)
+    _run(benchmark, step, 0)

@@ -1,0 +1,41 @@
+"""pytest-benchmark setup for gdcore's benchmarks (run: pytest bench/ --benchmark-only).
+
+Benchmark files are named ``bench_*.py`` so that the test run never collects them;
+this conftest collects them when pytest is pointed at ``bench/``.
+"""
+
+import os
+
+import pytest
+
+import gdcore
+from gdcore import _core
+
+
+def pytest_collect_file(file_path, parent):
+    """Collect bench_*.py files as test modules."""
+    if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record what the timings depend on: load, OpenMP, threads, torch threads."""
+    machine_info["loadavg_start"] = os.getloadavg()
+    machine_info["gdcore_openmp"] = bool(_core._have_openmp())
+    machine_info["gdcore_threads"] = gdcore.get_num_threads()
+    machine_info["gdcore_parallel_threshold"] = _core._optim_parallel_threshold()
+    try:
+        import torch
+    except ImportError:
+        machine_info["torch"] = None
+    else:
+        machine_info["torch"] = torch.__version__
+        machine_info["torch_threads"] = torch.get_num_threads()
+
+
+def pytest_report_header(config):
+    """Show the thread setup the timings were taken with."""
+    openmp = "on" if _core._have_openmp() else "off"
+    return [f"gdcore bench: OpenMP {openmp}, threads {gdcore.get_num_threads()}, "
+            f"load average {os.getloadavg()[0]:.2f}"]

@@ -392,3 +392,18 @@ def test_lm_beats_adam_on_diabetes(seed):
     lm_loss, adam_loss = _lm_against_adam([10, 10, 1], X, y, seed, 200, 2000)
     assert lm_loss < adam_loss
     assert lm_loss < 0.21
+
+
+def test_train_fit_dispatches_to_lm():
+    nn = pytest.importorskip("gdcore.nn")
+    from gdcore.train import fit
+
+    X = np.linspace(-2.0, 2.0, 50)[:, None]
+    y = np.tanh(1.5 * X[:, 0]) + 0.1 * X[:, 0] ** 2
+    direct = nn.MLP([1, 5, 1], activation="tanh", loss="mse", seed=4)
+    via_fit = nn.MLP([1, 5, 1], activation="tanh", loss="mse", seed=4)
+    expected = fit_lm(direct, X, y, epochs=15)
+    history = fit(via_fit, X, y, "lm", epochs=15)
+    assert history.loss == expected.loss
+    assert history.epochs == expected.epochs == 15
+    np.testing.assert_array_equal(via_fit.flat_params, direct.flat_params)

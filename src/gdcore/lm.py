@@ -541,7 +541,7 @@ def least_squares(
     without raising the residual norm by more than a factor ``1 + sqrt(eps)``.
     Each costs one residual and one Jacobian evaluation (counted, and within
     ``max_nfev``). On the NIST StRD problems this recovers the last digits that
-    MINPACK reaches only by chance.
+    MINPACK reaches or misses depending on rounding.
 
     After the run the Jacobian is evaluated once more at the solution if the
     last accepted step moved ``x``; it feeds ``jac``, ``grad`` and ``cov``.
@@ -622,6 +622,9 @@ def _result(solver, status, absolute=False):
 
 def _check_data(ydata, sigma):
     """``ydata`` as a finite 1-D array and the weights ``1 / sigma``."""
+    # Limitation: sigma is one standard deviation per observation; a full
+    # covariance matrix of ydata (correlated errors) is not supported, because
+    # weighting would then need its Cholesky factor instead of a row scaling.
     y = np.asarray(ydata, dtype=np.float64)
     if y.ndim != 1 or not np.all(np.isfinite(y)):
         raise ValueError(f"`ydata` must be a finite 1-D array, got shape {y.shape}")

@@ -244,7 +244,7 @@ def _print_summary(args, data, sizes, model, optimizer, history) -> None:
     rows.append(("time", f"{history.time:.2f} s"))
     print()
     for key, value in rows:
-        print(f"{key:<14}{value}")
+        print(f"{key:<16}{value}")
     if history.status != "max_epochs":
         print(history.message)
 

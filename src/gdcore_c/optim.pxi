@@ -260,6 +260,20 @@ cdef int _check_flat(object arr, int typenum, cnp.npy_intp n) except -1:
     return 0
 
 
+def _check_required_state(dict hyper, bint has0, bint has1, bint has2):
+    """Raise unless the state buffers that the kind and options use are present."""
+    kind = hyper["kind"]
+    if kind not in (GD_SGD, GD_ADAM, GD_RMSPROP, GD_ADAGRAD):
+        raise ValueError(f"`kind` must be 0, 1, 2 or 3, got {kind!r}")
+    need = ((kind == GD_SGD and hyper["momentum"] != 0) or kind != GD_SGD,
+            kind == GD_ADAM or (kind == GD_RMSPROP and hyper["momentum"] != 0),
+            (kind == GD_ADAM and hyper["amsgrad"])
+            or (kind == GD_RMSPROP and hyper["centered"]))
+    for j, present in enumerate((has0, has1, has2)):
+        if need[j] and not present:
+            raise ValueError(f"state buffer s{j} is required by {hyper!r:.80}")
+
+
 def _optim_step_flat(dict hyper, cnp.ndarray p, cnp.ndarray g, s0, s1, s2):
     """Test entry point: gd_step_f32/gd_step_f64 on flat arrays; returns the kernel's flag."""
     cdef gd_hyper h = _hyper_from_dict(hyper)
@@ -270,21 +284,7 @@ def _optim_step_flat(dict hyper, cnp.ndarray p, cnp.ndarray g, s0, s1, s2):
         raise TypeError(f"`p` must be float32 or float64, got {p.dtype}")
     for arr in (p, s0, s1, s2):
         _check_flat(arr, typenum, n)
-    kind = hyper["kind"]
-    need = ((kind == GD_SGD and hyper["momentum"] != 0, False, False),
-            (kind == GD_ADAM, kind == GD_ADAM, kind == GD_ADAM and hyper["amsgrad"]),
-            (kind == GD_RMSPROP, kind == GD_RMSPROP and hyper["momentum"] != 0,
-             kind == GD_RMSPROP and hyper["centered"]),
-            (kind == GD_ADAGRAD, False, False))
-    for j, arr in enumerate((s0, s1, s2)):
-        if arr is None and any(row[j] for row in need):
-            raise ValueError(f"state buffer s{j} is required by {hyper!r:.80}")
-    if kind not in (GD_SGD, GD_ADAM, GD_RMSPROP, GD_ADAGRAD):
-        raise ValueError(f"`kind` must be 0, 1, 2 or 3, got {kind!r}")
-    if not (cnp.PyArray_Check(g) and cnp.PyArray_TYPE(g) == typenum
-            and not cnp.PyArray_ISBYTESWAPPED(g) and cnp.PyArray_IS_C_CONTIGUOUS(g)
-            and cnp.PyArray_ISALIGNED(g) and cnp.PyArray_SIZE(g) == n):
-        raise ValueError("`g` must be C-contiguous with the dtype and size of `p`")
+    _check_required_state(hyper, s0 is not None, s1 is not None, s2 is not None)
     cdef void *pp = cnp.PyArray_DATA(p)
     cdef const void *gp = cnp.PyArray_DATA(g)
     cdef void *b0 = _data_or_null(s0)
@@ -297,4 +297,81 @@ def _optim_step_flat(dict hyper, cnp.ndarray p, cnp.ndarray g, s0, s1, s2):
         else:
             bad = gd_step_f64(&h, <size_t>n, <double *>pp, <const double *>gp,
                               <double *>b0, <double *>b1, <double *>b2)
+    return bad
+
+
+cdef void *_checked_data(object arr, int typenum, cnp.npy_intp n, bint write,
+                         str name, Py_ssize_t i) except? NULL:
+    """Data pointer of arr after checking dtype, size, contiguity (and writeability)."""
+    if not (cnp.PyArray_Check(arr) and cnp.PyArray_TYPE(<cnp.ndarray>arr) == typenum
+            and not cnp.PyArray_ISBYTESWAPPED(<cnp.ndarray>arr)
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>arr)
+            and cnp.PyArray_SIZE(<cnp.ndarray>arr) == n
+            and (not write or cnp.PyArray_ISWRITEABLE(<cnp.ndarray>arr))):
+        raise ValueError(f"`{name}[{i}]` must be a C-contiguous{' writeable' if write else ''}"
+                         f" array with the dtype and size of `params[{i}]`")
+    return cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+def _fused_step_lists(dict hyper, list params, list grads, list s0, list s1, list s2):
+    """One kernel call over lists of arrays (the compiled functional steps).
+
+    Each list holds one entry per param; a state list holds None entries, or is empty,
+    when the kind does not use it. Every array is checked before the first write.
+    """
+    cdef gd_hyper h = _hyper_from_dict(hyper)
+    cdef Py_ssize_t i, j, n = len(params)
+    cdef int typenum, bad
+    cdef cnp.npy_intp size
+    cdef void *ptr
+    cdef list states = [s0, s1, s2]
+    if n == 0:
+        return 0
+    if not cnp.PyArray_Check(params[0]):
+        raise TypeError("`params[0]` must be a numpy.ndarray")
+    typenum = cnp.PyArray_TYPE(<cnp.ndarray>params[0])
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError("`params` must be float32 or float64 arrays")
+    if len(grads) != n:
+        raise ValueError(f"`grads` has {len(grads)} arrays, expected {n}")
+    cdef gd_segment *seg = <gd_segment *>malloc(n * sizeof(gd_segment))
+    if seg == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            if not cnp.PyArray_Check(params[i]):
+                raise TypeError(f"`params[{i}]` must be a numpy.ndarray")
+            size = cnp.PyArray_SIZE(<cnp.ndarray>params[i])
+            seg[i].n = <size_t>size
+            seg[i].p = _checked_data(params[i], typenum, size, True, "params", i)
+            seg[i].g = _checked_data(grads[i], typenum, size, False, "grads", i)
+            seg[i].s0 = seg[i].s1 = seg[i].s2 = NULL
+            for j in range(3):
+                if len(states[j]) == 0 or states[j][i] is None:
+                    continue
+                if len(states[j]) != n:
+                    raise ValueError(f"state list s{j} has {len(states[j])} arrays, "
+                                     f"expected {n}")
+                ptr = _checked_data(states[j][i], typenum, size, True, f"s{j}", i)
+                if j == 0:
+                    seg[i].s0 = ptr
+                elif j == 1:
+                    seg[i].s1 = ptr
+                else:
+                    seg[i].s2 = ptr
+        _check_required_state(hyper, seg[0].s0 != NULL, seg[0].s1 != NULL,
+                              seg[0].s2 != NULL)
+        for i in range(n):
+            if ((seg[i].s0 == NULL) != (seg[0].s0 == NULL)
+                    or (seg[i].s1 == NULL) != (seg[0].s1 == NULL)
+                    or (seg[i].s2 == NULL) != (seg[0].s2 == NULL)):
+                raise ValueError(f"state of `params[{i}]` is incomplete")
+        with nogil:
+            if typenum == cnp.NPY_FLOAT32:
+                bad = gd_step_segments_f32(&h, <size_t>n, seg)
+            else:
+                bad = gd_step_segments_f64(&h, <size_t>n, seg)
+    finally:
+        free(seg)
     return bad

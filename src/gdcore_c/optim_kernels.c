@@ -10,6 +10,14 @@
  * static schedule, and the loop body is element-wise, so results are bitwise identical for
  * any thread count. The only cross-thread combination is the OR of the "non-finite value
  * written to p" flag, which is order independent.
+ *
+ * Limitation: the static schedule makes every step wait for its slowest thread, so on an
+ * oversubscribed machine (more runnable threads than cores) a parallel step can stall for a
+ * scheduler time slice; dynamic scheduling would avoid that only by giving up the fixed
+ * element-to-thread mapping. Use gdcore.set_num_threads(1) on a busy machine.
+ * Limitation: built with GDCORE_NATIVE (-march=native, FMA available), gcc's default
+ * -ffp-contract=fast may fuse a*b+c, changing the last bits against the NumPy reference;
+ * the portable build has no FMA, so it matches the reference bit for bit.
  */
 #include <math.h>
 
@@ -127,8 +135,9 @@ static size_t gd_total(size_t nseg, const gd_segment *seg)
     s0[i] = m;                                                                           \
     s1[i] = v;                                                                           \
     if (AMSGRAD) {                                                                       \
-        /* A NaN in v propagates (as numpy.maximum); s2 cannot hold a NaN while v is */  \
-        /* finite, since a NaN in v never leaves it again. */                            \
+        /* A NaN in v propagates (as numpy.maximum). Limitation: a NaN in s2 alone */    \
+        /* (only possible through a loaded state) is dropped, unlike numpy.maximum; */   \
+        /* the NaN-propagating form does not vectorize without -ffast-math. */          \
         const T vm_old = s2[i];                                                          \
         v = vm_old >= v ? vm_old : v;                                                    \
         s2[i] = v;                                                                       \

@@ -629,3 +629,23 @@ def test_functional_step_rejects_bad_state():
         optim.adagrad(p, g, [np.zeros(3)], step=1, lr=0.1, lr_decay=0.0,
                       weight_decay=0.0, eps=0.0)
     np.testing.assert_array_equal(p[0], 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=CONFIG_IDS)
+def test_instruction_set_variants_agree_bitwise(name, kwargs, dtype):
+    # The AVX2 and baseline kernels perform the same IEEE operations.
+    rng = np.random.default_rng(11)
+    params, flat = make_params(rng, dtype, "flat", [(1000,), (37,)])
+    grad_seq = [grads_like(rng, params, flat) for _ in range(4)]
+    results = []
+    for baseline in (True, False):
+        _core._optim_force_baseline(baseline)
+        try:
+            copies = [p.copy() for p in params]
+            run(optim, name, kwargs, copies, grad_seq)
+            results.append(copies)
+        finally:
+            _core._optim_force_baseline(False)
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)

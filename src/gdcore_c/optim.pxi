@@ -48,6 +48,8 @@ cdef extern from "optim_kernels.h":
     int gd_step_segments_f64(const gd_hyper *h, size_t nseg,
                              const gd_segment *seg) noexcept nogil
     size_t gd_optim_parallel_threshold() noexcept nogil
+    int gd_optim_uses_avx2() noexcept nogil
+    void gd_optim_force_baseline(int on) noexcept nogil
 
 
 _HYPER_FIELDS = (
@@ -238,6 +240,16 @@ cdef class _FusedStep:
             end_p = p + self.template[i].n * self.itemsize
             end_g = g + self.template[i].n * self.itemsize
         return nseg
+
+
+def _optim_uses_avx2():
+    """Whether the optimizer kernels run their AVX2 variant."""
+    return bool(gd_optim_uses_avx2())
+
+
+def _optim_force_baseline(bint on):
+    """Test hook: restrict the optimizer kernels to their baseline variant."""
+    gd_optim_force_baseline(on)
 
 
 def _optim_parallel_threshold():

@@ -109,7 +109,6 @@ cdef class _FusedStep:
     cdef cnp.npy_intp *dims
     cdef Py_ssize_t *dim_start
     cdef gd_segment *template
-    cdef gd_segment *merged
 
     def __cinit__(self, tuple params, tuple flat_state, bint double_precision):
         cdef Py_ssize_t i, j, ndim_total = 0, offset = 0
@@ -127,9 +126,8 @@ cdef class _FusedStep:
         self.dims = <cnp.npy_intp *>malloc(ndim_total * sizeof(cnp.npy_intp) + 1)
         self.dim_start = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t) + 1)
         self.template = <gd_segment *>malloc(n * sizeof(gd_segment) + 1)
-        self.merged = <gd_segment *>malloc(n * sizeof(gd_segment) + 1)
         if (self.ndims == NULL or self.dims == NULL or self.dim_start == NULL
-                or self.template == NULL or self.merged == NULL):
+                or self.template == NULL):
             raise MemoryError()
         for j in range(3):
             s[j] = _data_or_null(flat_state[j])
@@ -154,7 +152,6 @@ cdef class _FusedStep:
         free(self.dims)
         free(self.dim_start)
         free(self.template)
-        free(self.merged)
 
     def set_hyper(self, dict hyper):
         """Replace the hyperparameters (a dict with the gd_hyper field names)."""
@@ -163,15 +160,13 @@ cdef class _FusedStep:
     def step(self, grads, long long step):
         """One update of all params; 0, 1 if a non-finite value was written, -1 if rejected."""
         cdef tuple gt
-        cdef object obj
-        cdef cnp.ndarray arr
-        cdef Py_ssize_t i, j, nseg = 0
-        cdef cnp.npy_intp *dims
-        cdef gd_segment *last
-        cdef int bad
-        cdef void *g
+        cdef Py_ssize_t nseg
+        cdef int bad = 0
         cdef size_t item = self.itemsize
         cdef gd_hyper h = self.h
+        # Segments live on this call's stack (or heap), so concurrent calls cannot race.
+        cdef gd_segment local[16]
+        cdef gd_segment *merged = local
         if type(grads) is tuple:
             gt = <tuple>grads
         elif isinstance(grads, (list, tuple)):
@@ -180,6 +175,34 @@ cdef class _FusedStep:
             return -1
         if len(gt) != self.nparams:
             return -1
+        if self.nparams > 16:
+            merged = <gd_segment *>malloc(self.nparams * sizeof(gd_segment))
+            if merged == NULL:
+                raise MemoryError()
+        try:
+            nseg = self._gather(gt, merged)
+            if nseg < 0:
+                return -1
+            h.step = step
+            with nogil:
+                if item == 4:
+                    bad = gd_step_segments_f32(&h, <size_t>nseg, merged)
+                else:
+                    bad = gd_step_segments_f64(&h, <size_t>nseg, merged)
+        finally:
+            if merged != local:
+                free(merged)
+        return bad
+
+    cdef Py_ssize_t _gather(self, tuple gt, gd_segment *merged) except -2:
+        """Check the grads and fill `merged`; the segment count, or -1 if rejected."""
+        cdef object obj
+        cdef cnp.ndarray arr
+        cdef Py_ssize_t i, j, nseg = 0
+        cdef cnp.npy_intp *dims
+        cdef gd_segment *last
+        cdef void *g
+        cdef size_t item = self.itemsize
         for i in range(self.nparams):
             obj = gt[i]
             if not cnp.PyArray_Check(obj):
@@ -202,7 +225,7 @@ cdef class _FusedStep:
             g = cnp.PyArray_DATA(<cnp.ndarray>obj)
             # Merge with the previous segment when every array continues it in memory.
             if nseg > 0:
-                last = &self.merged[nseg - 1]
+                last = &merged[nseg - 1]
                 if (<char *>last.p + last.n * item == <char *>self.template[i].p
                         and <const char *>last.g + last.n * item == <const char *>g
                         and (last.s0 == NULL
@@ -213,16 +236,10 @@ cdef class _FusedStep:
                              or <char *>last.s2 + last.n * item == <char *>self.template[i].s2)):
                     last.n += self.template[i].n
                     continue
-            self.merged[nseg] = self.template[i]
-            self.merged[nseg].g = g
+            merged[nseg] = self.template[i]
+            merged[nseg].g = g
             nseg += 1
-        h.step = step
-        with nogil:
-            if item == 4:
-                bad = gd_step_segments_f32(&h, <size_t>nseg, self.merged)
-            else:
-                bad = gd_step_segments_f64(&h, <size_t>nseg, self.merged)
-        return bad
+        return nseg
 
     def n_segments(self, grads):
         """Segments the kernel would see for these grads (1 on the one-buffer fast path)."""

@@ -34,7 +34,8 @@ TORCH_FUSED = {"Adam", "AdamW", "SGD", "Adagrad"}
 SIZES = {"1e3": 1_000, "1e5": 100_000, "1e7": 10_000_000}
 CASES = [(name, size, np.float32) for name in OPTIMIZERS for size in SIZES]
 CASES.append(("Adam", "1e7", np.float64))
-IMPLS = ["gdcore", "reference", "textbook", "torch", "torch-foreach", "torch-fused"]
+IMPLS = ["gdcore", "gdcore-1t", "reference", "textbook", "torch", "torch-foreach",
+         "torch-fused"]
 
 
 def _data(n, dtype, n_arrays=1):
@@ -91,7 +92,7 @@ def _textbook_step(name, kwargs):
 
 def _make_step(impl, name, kwargs, params, grads):
     """A zero-argument callable performing one step of `impl` on `params` in place."""
-    if impl == "gdcore":
+    if impl in ("gdcore", "gdcore-1t"):
         opt = getattr(optim, name)(params, **kwargs)
         return lambda: opt.step(grads)
     if impl == "reference":
@@ -173,7 +174,17 @@ def test_step(benchmark, impl, name, size, dtype):
     params, grads = _data(n, dtype)
     step = _make_step(impl, name, kwargs, params, grads)
     _info(benchmark, impl, name, n, dtype, arrays_moved)
-    _run(benchmark, step, n)
+    if impl != "gdcore-1t":
+        _run(benchmark, step, n)
+        return
+    # One thread, as NumPy's a += b: the like-for-like bandwidth comparison.
+    threads = gdcore.get_num_threads()
+    gdcore.set_num_threads(1)
+    try:
+        benchmark.extra_info["threads"] = 1
+        _run(benchmark, step, n)
+    finally:
+        gdcore.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(("name", "size", "dtype"), CASES,

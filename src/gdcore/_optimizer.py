@@ -232,6 +232,8 @@ class _Optimizer:
 
     def _advance(self, k: int) -> None:
         """Record k steps performed on the flat state by C code."""
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 0:
+            raise ValueError(f"`k` must be a non-negative integer, got {k!r:.40}")
         self._step_count += int(k)
 
     # Hyperparameters.

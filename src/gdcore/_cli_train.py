@@ -1,0 +1,461 @@
+"""``gdcore train``: train an MLP on a data set and report how it went."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+OPTIMIZERS = {
+    "sgd": "SGD",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "rmsprop": "RMSprop",
+    "adagrad": "Adagrad",
+}
+
+# Command-line option -> optimizer keyword, passed on only when given.
+HYPERPARAMETERS = (
+    "lr",
+    "momentum",
+    "dampening",
+    "nesterov",
+    "betas",
+    "eps",
+    "weight_decay",
+    "amsgrad",
+    "alpha",
+    "centered",
+    "lr_decay",
+)
+
+
+class DataError(Exception):
+    """A data file that is missing or malformed."""
+
+
+@dataclass
+class Dataset:
+    """Train and test arrays with a name for the summary."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand to `subparsers`."""
+    p = subparsers.add_parser(
+        "train",
+        help="train an MLP on a data set (default: scikit-learn's digits)",
+        description=(
+            "Train a feed-forward network with a gdcore optimizer. Without --data it "
+            "uses the handwritten digits that scikit-learn ships, standardised, with a "
+            "held-out test split."
+        ),
+    )
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        type=Path,
+        help="CSV file (one sample a row, optional header) or .npz with arrays X and "
+        "y (and optionally X_test, y_test)",
+    )
+    data.add_argument(
+        "--label-column",
+        default="-1",
+        help="CSV label column: a header name or a 0-based index (default: last)",
+    )
+    data.add_argument(
+        "--test-size", type=float, default=0.2, help="held-out fraction (default 0.2)"
+    )
+    data.add_argument(
+        "--no-standardize",
+        action="store_true",
+        help="use the features as they are instead of standardising them",
+    )
+    net = p.add_argument_group("network")
+    net.add_argument(
+        "--hidden", type=int, nargs="*", default=[100], help="hidden layer sizes"
+    )
+    net.add_argument(
+        "--activation", choices=("relu", "tanh", "sigmoid", "identity"), default="relu"
+    )
+    net.add_argument(
+        "--loss",
+        choices=("cross_entropy", "mse"),
+        default="cross_entropy",
+        help="cross_entropy classifies, mse regresses",
+    )
+    net.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    opt = p.add_argument_group("optimizer (defaults are the optimizer's own)")
+    opt.add_argument(
+        "--optimizer", choices=(*OPTIMIZERS, "lm"), default="adam", help="default adam"
+    )
+    opt.add_argument("--lr", type=float)
+    opt.add_argument("--momentum", type=float)
+    opt.add_argument("--dampening", type=float)
+    opt.add_argument("--nesterov", action="store_true", default=None)
+    opt.add_argument("--betas", type=float, nargs=2, metavar=("BETA1", "BETA2"))
+    opt.add_argument("--eps", type=float)
+    opt.add_argument("--weight-decay", type=float)
+    opt.add_argument("--amsgrad", action="store_true", default=None)
+    opt.add_argument("--alpha", type=float)
+    opt.add_argument("--centered", action="store_true", default=None)
+    opt.add_argument("--lr-decay", type=float)
+    run = p.add_argument_group("training")
+    run.add_argument("--epochs", type=int, default=30, help="default 30")
+    run.add_argument(
+        "--batch-size",
+        default="32",
+        help="samples per update, or 'full' for full-batch gradient descent",
+    )
+    run.add_argument(
+        "--sampling",
+        choices=("without_replacement", "with_replacement"),
+        default="without_replacement",
+    )
+    run.add_argument("--tol", type=float, help="stop when the epoch loss settles")
+    run.add_argument("--seed", type=int, default=0, help="default 0")
+    run.add_argument("--threads", type=int, help="threads of the compiled kernels")
+    run.add_argument("--engine", choices=("auto", "compiled", "python"), default="auto")
+    run.add_argument("-q", "--quiet", action="store_true", help="no per-epoch lines")
+    p.set_defaults(func=run_train, parser=p)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Handle ``gdcore train``; return the exit code."""
+    import gdcore
+    from gdcore import optim, train
+    from gdcore.nn import MLP
+
+    try:
+        batch_size = _batch_size(args.batch_size)
+        data = load_dataset(args)
+    except (DataError, ValueError) as exc:
+        args.parser.error(str(exc))
+    if args.threads is not None:
+        gdcore.set_num_threads(args.threads)
+    dtype = np.dtype(args.dtype)
+    n_outputs = _n_outputs(data, args.loss)
+    sizes = [data.X_train.shape[1], *args.hidden, n_outputs]
+    try:
+        model = MLP(sizes, args.activation, args.loss, dtype=dtype, seed=args.seed)
+        optimizer = _make_optimizer(optim, model, args)
+    except (TypeError, ValueError) as exc:
+        args.parser.error(str(exc))
+    callback = None if args.quiet else _print_epoch(args.epochs)
+    history = train.fit(
+        model,
+        data.X_train,
+        data.y_train,
+        optimizer,
+        epochs=args.epochs,
+        batch_size=batch_size,
+        sampling=args.sampling,
+        tol=args.tol,
+        seed=args.seed,
+        callback=callback,
+        engine=args.engine,
+    )
+    _print_summary(args, data, sizes, model, optimizer, history)
+    return 1 if history.status == "diverged" else 0
+
+
+def _batch_size(text: str) -> int | None:
+    """Parse --batch-size: a positive int, or 'full'."""
+    if text == "full":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        msg = f"--batch-size must be an int or 'full', got {text!r}"
+        raise ValueError(msg) from None
+    if value < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {value}")
+    return value
+
+
+def _make_optimizer(optim, model, args: argparse.Namespace):
+    """Build the optimizer named by --optimizer with the hyperparameters given."""
+    if args.optimizer == "lm":
+        if args.loss != "mse":
+            raise ValueError("--optimizer lm needs --loss mse (least squares)")
+        return "lm"
+    kwargs = {
+        name: getattr(args, name)
+        for name in HYPERPARAMETERS
+        if getattr(args, name) is not None
+    }
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    cls = getattr(optim, OPTIMIZERS[args.optimizer])
+    if args.optimizer == "sgd":
+        kwargs.setdefault("lr", 0.01)
+    return cls(model.params, **kwargs)
+
+
+def _n_outputs(data: Dataset, loss: str) -> int:
+    """Output units: the number of classes, or of regression targets."""
+    if loss == "cross_entropy":
+        return int(max(data.y_train.max(), data.y_test.max(initial=0))) + 1
+    return 1 if data.y_train.ndim == 1 else data.y_train.shape[1]
+
+
+def _print_epoch(epochs: int):
+    """Return a fit callback printing one line per epoch."""
+    width = len(str(epochs))
+    start = time.perf_counter()
+
+    def callback(epoch: int, history) -> None:
+        elapsed = time.perf_counter() - start
+        print(
+            f"epoch {epoch:>{width}}/{epochs}  loss {history.loss[-1]:.6f}  "
+            f"{elapsed:7.2f} s",
+            flush=True,
+        )
+
+    return callback
+
+
+def _print_summary(args, data, sizes, model, optimizer, history) -> None:
+    """Print the closing summary of a run."""
+    name = "LevenbergMarquardt" if optimizer == "lm" else type(optimizer).__name__
+    lr = "" if optimizer == "lm" else f" (lr={optimizer.lr:g})"
+    final = f"{history.loss[-1]:.6f}" if history.loss else "n/a"
+    rows = [
+        ("optimizer", f"{name}{lr}"),
+        ("network", f"{'-'.join(map(str, sizes))} {args.activation}, {args.loss}"),
+        ("data", f"{data.name}: {len(data.X_train)} train / {len(data.X_test)} test"),
+        ("status", history.status),
+        ("epochs", str(history.epochs)),
+        ("iterations", str(history.iterations)),
+        ("train loss", final),
+    ]
+    if len(data.X_test):
+        rows.append(_test_score(model, data, args.loss))
+    rows.append(("time", f"{history.time:.2f} s"))
+    print()
+    for key, value in rows:
+        print(f"{key:<16}{value}")
+    if history.status != "max_epochs":
+        print(history.message)
+
+
+def _test_score(model, data: Dataset, loss: str) -> tuple[str, str]:
+    """The held-out accuracy (classification) or mean squared error."""
+    X_test = data.X_test.astype(model.dtype)
+    if loss == "cross_entropy":
+        accuracy = float(np.mean(model.predict(X_test) == data.y_test))
+        return "test accuracy", f"{100 * accuracy:.2f} %"
+    pred = model.forward(X_test).reshape(data.y_test.shape)
+    return "test mse", f"{float(np.mean((pred - data.y_test) ** 2)):.6g}"
+
+
+def load_dataset(args: argparse.Namespace) -> Dataset:
+    """Load, split and standardise the data named by the arguments."""
+    if not (0.0 <= args.test_size < 1.0):
+        raise ValueError(f"--test-size must be in [0, 1), got {args.test_size}")
+    if args.data is None:
+        name, X, y, X_test, y_test = "digits", *_load_digits(), None, None
+    else:
+        name = args.data.name
+        X, y, X_test, y_test = _read_file(args.data, args.label_column)
+    classify = args.loss == "cross_entropy"
+    if classify:
+        y, y_test = _encode_labels(y, y_test)
+    else:
+        y = _as_float(y, "labels")
+        y_test = None if y_test is None else _as_float(y_test, "test labels")
+    if X_test is None:
+        X, y, X_test, y_test = _split(X, y, args.test_size, args.seed)
+    if not args.no_standardize:
+        mean = X.mean(axis=0)
+        scale = X.std(axis=0)
+        scale[scale == 0] = 1.0
+        X = (X - mean) / scale
+        X_test = (X_test - mean) / scale
+    return Dataset(name, X, y, X_test, y_test)
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's handwritten digits (shipped with it, no download)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError(
+            "the default data set needs scikit-learn: pip install 'gdcore[datasets]' "
+            "(or pass --data FILE)"
+        ) from None
+    digits = load_digits()
+    return digits.data.astype(np.float64), digits.target
+
+
+def _read_file(path: Path, label_column: str):
+    """Read a CSV or .npz data file; raise DataError naming what is wrong."""
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    if path.suffix.lower() == ".npz":
+        return _read_npz(path)
+    if path.suffix.lower() in (".csv", ".txt"):
+        return (*_read_csv(path, label_column), None, None)
+    raise DataError(f"unsupported data file {path.name}: use .csv or .npz")
+
+
+def _read_npz(path: Path):
+    """Arrays X, y (and optionally X_test, y_test) of an .npz file."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path.name} as .npz: {exc}") from None
+    missing = [key for key in ("X", "y") if key not in arrays]
+    if missing:
+        raise DataError(
+            f"{path.name} lacks array(s) {', '.join(missing)}; it has "
+            f"{', '.join(sorted(arrays)) or 'none'}"
+        )
+    if ("X_test" in arrays) != ("y_test" in arrays):
+        raise DataError(f"{path.name} must hold both X_test and y_test, or neither")
+    X = _as_features(arrays["X"], "X", path.name)
+    y = arrays["y"]
+    _check_rows(X, y, "X", "y", path.name)
+    if "X_test" not in arrays:
+        return X, y, None, None
+    X_test = _as_features(arrays["X_test"], "X_test", path.name)
+    y_test = arrays["y_test"]
+    _check_rows(X_test, y_test, "X_test", "y_test", path.name)
+    if X_test.shape[1] != X.shape[1]:
+        raise DataError(
+            f"{path.name}: X_test has {X_test.shape[1]} columns, X has {X.shape[1]}"
+        )
+    return X, y, X_test, y_test
+
+
+def _as_features(a: np.ndarray, key: str, name: str) -> np.ndarray:
+    """A finite 2-D float array, or DataError."""
+    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+        raise DataError(f"{name}: {key} must be a non-empty 2-D array, got {a.shape}")
+    try:
+        a = a.astype(np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{name}: {key} is not numeric (dtype {a.dtype})") from None
+    if not np.isfinite(a).all():
+        raise DataError(f"{name}: {key} holds NaN or infinite values")
+    return a
+
+
+def _check_rows(X: np.ndarray, y: np.ndarray, xk: str, yk: str, name: str) -> None:
+    """Check that the labels are 1-D or 2-D with one row per sample."""
+    if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
+        raise DataError(
+            f"{name}: {yk} has shape {y.shape}, expected {X.shape[0]} rows like {xk}"
+        )
+
+
+def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of a CSV file with an optional header row."""
+    try:
+        with path.open(newline="") as f:
+            rows = [row for row in csv.reader(f) if row and any(c.strip() for c in row)]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path.name}: {exc}") from None
+    if not rows:
+        raise DataError(f"{path.name} is empty")
+    header = None if all(_is_number(c) for c in rows[0]) else rows.pop(0)
+    if not rows:
+        raise DataError(f"{path.name} has a header but no data rows")
+    width = len(rows[0])
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            line = i + 1 + (header is not None)
+            raise DataError(
+                f"{path.name}, line {line}: {len(row)} columns, expected {width}"
+            )
+    if width < 2:
+        raise DataError(f"{path.name} needs at least one feature and a label column")
+    col = _label_index(label_column, header, width, path.name)
+    cells = np.array(rows, dtype=object)
+    labels = np.array([c.strip() for c in cells[:, col]])
+    features = np.delete(cells, col, axis=1)
+    try:
+        X = features.astype(np.float64)
+    except ValueError:
+        bad = next(
+            (i, j)
+            for i, row in enumerate(features)
+            for j, c in enumerate(row)
+            if not _is_number(c)
+        )
+        line = bad[0] + 1 + (header is not None)
+        raise DataError(
+            f"{path.name}, line {line}: feature {features[bad]!r} is not a number"
+        ) from None
+    if not np.isfinite(X).all():
+        raise DataError(f"{path.name} holds NaN or infinite feature values")
+    return X, labels
+
+
+def _is_number(text: str) -> bool:
+    """Whether a CSV cell parses as a float."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _label_index(label_column: str, header, width: int, name: str) -> int:
+    """Resolve --label-column to a column index."""
+    try:
+        index = int(label_column)
+    except ValueError:
+        if header is None or label_column not in header:
+            raise DataError(
+                f"{name}: no column named {label_column!r}"
+                + ("" if header is None else f" (columns: {', '.join(header)})")
+            ) from None
+        return header.index(label_column)
+    if not -width <= index < width:
+        raise DataError(f"{name}: --label-column {index} is out of range ({width})")
+    return index % width
+
+
+def _encode_labels(y: np.ndarray, y_test: np.ndarray | None):
+    """Map class labels of any type to 0..k-1 (train and test alike)."""
+    if y.ndim != 1:
+        raise DataError(f"class labels must be 1-D, got shape {y.shape}")
+    both = y if y_test is None else np.concatenate([y, y_test])
+    classes, codes = np.unique(both, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError("classification needs at least two classes in the labels")
+    codes = codes.astype(np.int64)
+    return codes[: len(y)], (None if y_test is None else codes[len(y) :])
+
+
+def _as_float(y: np.ndarray, what: str) -> np.ndarray:
+    """Regression targets as finite floats, or DataError."""
+    try:
+        out = np.asarray(y, dtype=np.float64)
+    except ValueError:
+        raise DataError(f"{what} must be numbers for --loss mse") from None
+    if not np.isfinite(out).all():
+        raise DataError(f"{what} hold NaN or infinite values")
+    return out
+
+
+def _split(X, y, test_size: float, seed: int):
+    """A seeded random train/test split."""
+    n_test = math.floor(len(X) * test_size)
+    if len(X) - n_test < 1:
+        raise DataError(f"too few samples ({len(X)}) for --test-size {test_size}")
+    order = np.random.default_rng(seed).permutation(len(X))
+    test, train = order[:n_test], order[n_test:]
+    return X[train], y[train], X[test], y[test]

@@ -1,0 +1,138 @@
+"""The ``gdcore train`` command."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gdcore.cli import main
+
+
+def _summary_value(out, key):
+    match = re.search(rf"^{key}\s+(.+)$", out, flags=re.MULTILINE)
+    assert match, f"no {key!r} line in:\n{out}"
+    return match.group(1)
+
+
+def test_train_on_digits_with_defaults_reaches_95_percent(capsys):
+    pytest.importorskip("sklearn")
+    assert main(["train"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^epoch\s+1/30\s+loss", out, flags=re.MULTILINE)
+    assert _summary_value(out, "optimizer").startswith("Adam (lr=0.001)")
+    assert _summary_value(out, "network") == "64-100-10 relu, cross_entropy"
+    assert _summary_value(out, "epochs") == "30"
+    accuracy = float(_summary_value(out, "test accuracy").rstrip(" %"))
+    assert accuracy >= 95.0
+
+
+def test_train_quiet_sgd_full_batch(capsys):
+    pytest.importorskip("sklearn")
+    args = ["train", "-q", "--optimizer", "sgd", "--lr", "0.5", "--momentum", "0.9",
+            "--batch-size", "full", "--epochs", "40", "--hidden", "32"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "epoch " not in out
+    assert _summary_value(out, "optimizer") == "SGD (lr=0.5)"
+    assert _summary_value(out, "iterations") == "40"
+    assert float(_summary_value(out, "test accuracy").rstrip(" %")) > 85.0
+
+
+def _separable(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    return X, y
+
+
+def test_train_on_a_csv_with_header_and_named_labels(tmp_path, capsys):
+    X, y = _separable()
+    path = tmp_path / "data.csv"
+    names = np.where(y == 1, "yes", "no")
+    lines = ["a,label,b,c"] + [
+        f"{r[0]},{lab},{r[1]},{r[2]}" for r, lab in zip(X, names, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    code = main(["train", "-q", "--data", str(path), "--label-column", "label",
+                 "--epochs", "60", "--lr", "0.01"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert _summary_value(out, "data") == "data.csv: 96 train / 24 test"
+    assert _summary_value(out, "network") == "3-100-2 relu, cross_entropy"
+    assert float(_summary_value(out, "test accuracy").rstrip(" %")) >= 90.0
+
+
+def test_train_on_npz_with_test_split_and_mse(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 2))
+    y = X @ np.array([2.0, -1.0]) + 0.5
+    path = tmp_path / "reg.npz"
+    np.savez(path, X=X[:150], y=y[:150], X_test=X[150:], y_test=y[150:])
+    code = main(["train", "-q", "--data", str(path), "--loss", "mse", "--hidden",
+                 "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "full",
+                 "--epochs", "300", "--activation", "identity"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert _summary_value(out, "data") == "reg.npz: 150 train / 50 test"
+    assert float(_summary_value(out, "test mse")) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "content, suffix, message",
+    [
+        (None, ".csv", "data file not found"),
+        ("a,b\n1,2\nx,3\n", ".csv", "line 3: feature 'x' is not a number"),
+        ("1,2,3\n4,5\n", ".csv", "line 2: 2 columns, expected 3"),
+        ("", ".csv", "is empty"),
+        ("1,2\n", ".json", "unsupported data file"),
+        ("not a zip", ".npz", "cannot read"),
+    ],
+)
+def test_bad_data_files_give_one_line_errors(tmp_path, capsys, content, suffix,
+                                             message):
+    path = tmp_path / f"data{suffix}"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "-q", "--data", str(path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_npz_without_labels(tmp_path, capsys):
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.ones((4, 2)), target=np.zeros(4))
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(path)])
+    assert "lacks array(s) y; it has X, target" in capsys.readouterr().err
+
+
+def test_bad_hyperparameter_is_reported(capsys):
+    pytest.importorskip("sklearn")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--lr", "-1"])
+    assert exc.value.code == 2
+    assert "`lr`" in capsys.readouterr().err
+
+
+def test_diverging_run_exits_nonzero(capsys):
+    pytest.importorskip("sklearn")
+    code = main(["train", "-q", "--optimizer", "sgd", "--lr", "1e9", "--epochs", "5"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert _summary_value(out, "status") == "diverged"
+
+
+def test_python_dash_m_gdcore_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "gdcore", "train", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "--batch-size" in done.stdout

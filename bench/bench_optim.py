@@ -34,7 +34,8 @@ TORCH_FUSED = {"Adam", "AdamW", "SGD", "Adagrad"}
 SIZES = {"1e3": 1_000, "1e5": 100_000, "1e7": 10_000_000}
 CASES = [(name, size, np.float32) for name in OPTIMIZERS for size in SIZES]
 CASES.append(("Adam", "1e7", np.float64))
-IMPLS = ["gdcore", "reference", "textbook", "torch", "torch-foreach", "torch-fused"]
+IMPLS = ["a+=b", "gdcore", "gdcore-1t", "reference", "textbook", "torch",
+         "torch-foreach", "torch-fused"]
 
 
 def _data(n, dtype, n_arrays=1):
@@ -91,7 +92,7 @@ def _textbook_step(name, kwargs):
 
 def _make_step(impl, name, kwargs, params, grads):
     """A zero-argument callable performing one step of `impl` on `params` in place."""
-    if impl == "gdcore":
+    if impl in ("gdcore", "gdcore-1t"):
         opt = getattr(optim, name)(params, **kwargs)
         return lambda: opt.step(grads)
     if impl == "reference":
@@ -160,31 +161,41 @@ def _info(benchmark, impl, name, n_total, dtype, arrays_moved):
         threads=gdcore.get_num_threads(), loadavg=os.getloadavg()[0])
 
 
+def _inplace_add(benchmark, name, n, dtype):
+    """a += b with NumPy: reads 2 arrays and writes 1, the in-place bandwidth bound."""
+    (a,), (b,) = _data(n, dtype)
+    _info(benchmark, "a+=b", name, n, dtype, 3)
+    benchmark.extra_info["threads"] = 1
+    _run(benchmark, lambda: np.add(a, b, out=a), n)
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize(("name", "size", "dtype"), CASES,
                          ids=[f"{n}-{s}-{np.dtype(d).name}" for n, s, d in CASES])
 def test_step(benchmark, impl, name, size, dtype):
     n = SIZES[size]
     kwargs, arrays_moved = OPTIMIZERS[name]
+    benchmark.group = f"{name}-{size}-{np.dtype(dtype).name}"
+    if impl == "a+=b":  # timed next to the optimizers, as the load drifts over a run
+        _inplace_add(benchmark, name, n, dtype)
+        return
     if impl in ("reference", "textbook") and n >= 10_000_000 and name != "Adam":
         pytest.skip("NumPy at 1e7 timed for Adam only, to keep the run short")
-    benchmark.group = f"{name}-{size}-{np.dtype(dtype).name}"
     _check_one_step(impl, name, kwargs, min(n, 100_000), dtype)
     params, grads = _data(n, dtype)
     step = _make_step(impl, name, kwargs, params, grads)
     _info(benchmark, impl, name, n, dtype, arrays_moved)
-    _run(benchmark, step, n)
-
-
-@pytest.mark.parametrize(("name", "size", "dtype"), CASES,
-                         ids=[f"{n}-{s}-{np.dtype(d).name}" for n, s, d in CASES])
-def test_inplace_add_bandwidth(benchmark, name, size, dtype):
-    """a += b with NumPy: reads 2 arrays and writes 1, the in-place bandwidth bound."""
-    n = SIZES[size]
-    benchmark.group = f"{name}-{size}-{np.dtype(dtype).name}"
-    (a,), (b,) = _data(n, dtype)
-    _info(benchmark, "a+=b", name, n, dtype, 3)
-    _run(benchmark, lambda: np.add(a, b, out=a), n)
+    if impl != "gdcore-1t":
+        _run(benchmark, step, n)
+        return
+    # One thread, as NumPy's a += b: the like-for-like bandwidth comparison.
+    threads = gdcore.get_num_threads()
+    gdcore.set_num_threads(1)
+    try:
+        benchmark.extra_info["threads"] = 1
+        _run(benchmark, step, n)
+    finally:
+        gdcore.set_num_threads(threads)
 
 
 MULTI_IMPLS = ["gdcore-flat", "gdcore-separate", "reference", "numpy-loop", "torch",

@@ -19,11 +19,38 @@ def pytest_collect_file(file_path, parent):
     return None
 
 
+def pytest_addoption(parser):
+    parser.addoption("--threads", type=int, default=None,
+                     help="thread count for gdcore and torch (default: their own)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _thread_count(request):
+    """Apply --threads to gdcore and torch for the whole run."""
+    threads = request.config.getoption("--threads")
+    if threads is None:
+        yield
+        return
+    gdcore.set_num_threads(threads)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    old = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(threads)
+    yield
+    gdcore.set_num_threads(None)
+    if torch is not None:
+        torch.set_num_threads(old)
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Record what the timings depend on: load, OpenMP, threads, torch threads."""
     machine_info["loadavg_start"] = os.getloadavg()
     machine_info["gdcore_openmp"] = bool(_core._have_openmp())
-    machine_info["gdcore_threads"] = gdcore.get_num_threads()
+    threads = config.getoption("--threads")
+    machine_info["gdcore_threads"] = threads or gdcore.get_num_threads()
     machine_info["gdcore_parallel_threshold"] = _core._optim_parallel_threshold()
     try:
         import torch
@@ -31,7 +58,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         machine_info["torch"] = None
     else:
         machine_info["torch"] = torch.__version__
-        machine_info["torch_threads"] = torch.get_num_threads()
+        machine_info["torch_threads"] = threads or torch.get_num_threads()
 
 
 def pytest_report_header(config):

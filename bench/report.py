@@ -8,7 +8,8 @@ Usage::
 Per group (one optimizer at one size): gdcore's time, its speed-up over every other
 implementation (their time / gdcore's time), and the fraction of the in-place
 bandwidth it reaches: (bytes moved / time) of gdcore over that of NumPy ``a += b`` at
-the same size (an Adam step moves 28 bytes per float32 param, ``a += b`` 12).
+the same size (an Adam step moves 28 bytes per float32 param, ``a += b`` 12), with
+gdcore's own thread count and with one thread (``gdcore-1t``; NumPy's add is serial).
 """
 
 from __future__ import annotations
@@ -41,11 +42,21 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def _bandwidth_fraction(group: dict, impl: str) -> str:
+    """GB/s of `impl` over GB/s of a += b in the same group, as text."""
+    if impl not in group or "a+=b" not in group or not group[impl][1]:
+        return ""
+    seconds, nbytes, _ = group[impl]
+    ab_seconds, ab_bytes, _ = group["a+=b"]
+    return f"{(nbytes / seconds) / (ab_bytes / ab_seconds):.2f}"
+
+
 def table(groups: dict) -> str:
     """Markdown table: one row per group, one speed-up column per alternative."""
     others = sorted({impl for g in groups.values() for impl in g
                      if impl not in PRIMARY and impl != "a+=b"})
-    head = ["group", "gdcore", "GB/s", "of a+=b", *(f"vs {o}" for o in others)]
+    head = ["group", "gdcore", "GB/s", "of a+=b", "1 thread: of a+=b",
+            *(f"vs {o}" for o in others)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in sorted(groups):
         group = groups[name]
@@ -57,11 +68,8 @@ def table(groups: dict) -> str:
             row = [label, _fmt_time(seconds)]
             gbs = nbytes / seconds / 1e9 if nbytes else float("nan")
             row.append(f"{gbs:.1f}")
-            if "a+=b" in group:
-                ab_seconds, ab_bytes, _ = group["a+=b"]
-                row.append(f"{gbs / (ab_bytes / ab_seconds / 1e9):.2f}")
-            else:
-                row.append("")
+            row += [_bandwidth_fraction(group, primary),
+                    _bandwidth_fraction(group, "gdcore-1t")]
             for other in others:
                 ratio = group[other][0] / seconds if other in group else None
                 row.append(f"{ratio:.2f}x" if ratio is not None else "")

@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 
+import gdcore.nn
+import gdcore.reference
 from gdcore import analysis
 from gdcore._history import History
 from gdcore.problems import Beale, Quadratic, Rosenbrock
@@ -84,6 +86,51 @@ def test_hessian_mlp_on_a_linear_model(dtype, rtol):
     np.testing.assert_allclose(H, expected, rtol=rtol, atol=rtol)
     np.testing.assert_array_equal(model.flat_params, before)
     assert H.dtype == np.float64 and H.shape == (6, 6)
+
+
+def _torch_mlp_hessian(model, X, y, loss):
+    """Hessian of a tanh MLP's mean loss by torch's autograd, as an oracle."""
+    torch = pytest.importorskip("torch")
+    shapes = [p.shape for p in model.params]
+    Xt = torch.as_tensor(X)
+
+    def mean_loss(w):
+        arrays, start = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape))
+            arrays.append(w[start : start + size].reshape(shape))
+            start += size
+        h = Xt
+        for i in range(0, len(arrays), 2):
+            h = h @ arrays[i] + arrays[i + 1]
+            if i + 2 < len(arrays):
+                h = torch.tanh(h)
+        if loss == "mse":
+            return torch.mean((h - torch.as_tensor(y)) ** 2)
+        return torch.nn.functional.cross_entropy(h, torch.as_tensor(y))
+
+    w = torch.as_tensor(model.flat_params.copy())
+    return torch.autograd.functional.hessian(mean_loss, w).numpy()
+
+
+@pytest.mark.parametrize(
+    "module", [gdcore.nn, gdcore.reference], ids=["compiled", "reference"]
+)
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_hessian_mlp_matches_autograd(module, loss):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((25, 3))
+    y = rng.standard_normal((25, 2)) if loss == "mse" else rng.integers(0, 3, 25)
+    k = 2 if loss == "mse" else 3
+    model = module.MLP([3, 4, k], activation="tanh", loss=loss, seed=0)
+    before = model.flat_params.copy()
+    H = analysis.hessian_mlp(model, X, y)
+    expected = _torch_mlp_hessian(model, X, y, loss)
+    assert H.shape == (model.n_params, model.n_params)
+    np.testing.assert_allclose(
+        H, expected, rtol=1e-6, atol=1e-7 * np.abs(expected).max()
+    )
+    np.testing.assert_array_equal(model.flat_params, before)
 
 
 def test_hessian_mlp_rejects_a_non_model():

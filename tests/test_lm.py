@@ -347,3 +347,63 @@ def test_trainer_tolerance_and_errors():
     model.flat_params[0] = np.nan
     history = fit_lm(model, X, np.ones(20))
     assert history.status == "diverged" and history.epochs == 0
+
+
+def _adam_full_batch(model, X, y, epochs, lr):
+    optim = pytest.importorskip("gdcore.optim")
+    opt = optim.Adam(model.params, lr=lr)
+    for _ in range(epochs):
+        _, grads = model.loss_and_grad(X, y)
+        opt.step(grads)
+    return model.loss(X, y)
+
+
+def _lm_against_adam(sizes, X, y, seed, lm_epochs, adam_epochs):
+    nn = pytest.importorskip("gdcore.nn")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    # Small dense problems: BLAS threads only add contention.
+    with threadpoolctl.threadpool_limits(1):
+        model = nn.MLP(sizes, activation="tanh", loss="mse", seed=seed)
+        history = fit_lm(model, X, y, epochs=lm_epochs)
+        lm_loss = model.loss(X, y)
+        # lr = 1e-2 was the best of 1e-3, 1e-2 and 3e-2 for Adam on both problems.
+        other = nn.MLP(sizes, activation="tanh", loss="mse", seed=seed)
+        adam_loss = _adam_full_batch(other, X, y, adam_epochs, lr=1e-2)
+    assert history.epochs == lm_epochs and history.status == "max_epochs"
+    assert history.loss[-1] == pytest.approx(lm_loss, rel=1e-6)
+    return lm_loss, adam_loss
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lm_beats_adam_on_sine(seed):
+    X = np.linspace(-3.0, 3.0, 200)[:, None]
+    y = np.sin(X[:, 0])
+    lm_loss, adam_loss = _lm_against_adam([1, 20, 1], X, y, seed, 50, 2000)
+    assert lm_loss < adam_loss
+    assert lm_loss < 2e-5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lm_beats_adam_on_diabetes(seed):
+    datasets = pytest.importorskip("sklearn.datasets")
+    X, y = datasets.load_diabetes(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    y = (y - y.mean()) / y.std()
+    lm_loss, adam_loss = _lm_against_adam([10, 10, 1], X, y, seed, 200, 2000)
+    assert lm_loss < adam_loss
+    assert lm_loss < 0.21
+
+
+def test_train_fit_dispatches_to_lm():
+    nn = pytest.importorskip("gdcore.nn")
+    from gdcore.train import fit
+
+    X = np.linspace(-2.0, 2.0, 50)[:, None]
+    y = np.tanh(1.5 * X[:, 0]) + 0.1 * X[:, 0] ** 2
+    direct = nn.MLP([1, 5, 1], activation="tanh", loss="mse", seed=4)
+    via_fit = nn.MLP([1, 5, 1], activation="tanh", loss="mse", seed=4)
+    expected = fit_lm(direct, X, y, epochs=15)
+    history = fit(via_fit, X, y, "lm", epochs=15)
+    assert history.loss == expected.loss
+    assert history.epochs == expected.epochs == 15
+    np.testing.assert_array_equal(via_fit.flat_params, direct.flat_params)

@@ -3,31 +3,13 @@
 import numpy as np
 import pytest
 
+import gdcore.optim
+import gdcore.reference
 from gdcore import analysis
 from gdcore._minimize import DIVERGENCE_FACTOR, minimize
 from gdcore.problems import Quadratic, Rosenbrock
 
-
-class _NumpySGD:
-    """Heavy-ball SGD written from the contract (v = mu v + g; p -= lr v)."""
-
-    def __init__(self, params, lr, momentum=0.0):
-        if not (lr >= 0.0):
-            raise ValueError(f"Invalid learning rate: {lr}")
-        self.params, self.lr, self.momentum = params, lr, momentum
-        self.buffers = [None] * len(params)
-        self.step_count = 0
-
-    def step(self, grads):
-        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-            v = self.buffers[i]
-            v = g.copy() if v is None else self.momentum * v + g
-            self.buffers[i] = v
-            p -= self.lr * v
-        self.step_count += 1
-
-
-SGD_CLASSES = [_NumpySGD]
+SGD_CLASSES = [gdcore.optim.SGD, gdcore.reference.SGD]
 
 
 @pytest.fixture(params=SGD_CLASSES, ids=lambda c: c.__module__ + "." + c.__name__)
@@ -266,7 +248,9 @@ def test_fun_gets_a_read_only_view(sgd):
         ({"return_trajectory": 1}, TypeError, "`return_trajectory`"),
         ({"grad": lambda x: np.ones(3)}, ValueError, r"shape \(2,\)"),
         ({"fun": lambda x: x}, ValueError, "`fun` must return a scalar"),
-        ({"lr": -1.0}, ValueError, "Invalid learning rate"),
+        ({"lr": -1.0}, ValueError, "`lr`"),
+        ({"momentum": -0.5}, ValueError, "`momentum`"),
+        ({"betas": (0.9, 0.99)}, TypeError, "betas"),
     ],
 )
 def test_bad_input(sgd, kwargs, exc, match):
@@ -276,3 +260,70 @@ def test_bad_input(sgd, kwargs, exc, match):
     fun, x0 = args.pop("fun"), args.pop("x0")
     with pytest.raises(exc, match=match):
         minimize(fun, x0, **args)
+
+
+@pytest.mark.parametrize(
+    "name, cls, kwargs",
+    [
+        ("sgd", "SGD", {"lr": 0.1, "momentum": 0.5}),
+        ("adam", "Adam", {"lr": 0.05}),
+        ("AdamW", "AdamW", {"lr": 0.05, "weight_decay": 0.0}),
+        ("rmsprop", "RMSprop", {"lr": 0.01}),
+        ("adagrad", "Adagrad", {"lr": 0.5}),
+    ],
+)
+def test_names_resolve_to_the_compiled_classes(name, cls, kwargs):
+    p = _quadratic(kappa=10.0, dim=3)
+    by_name = minimize(
+        p.value,
+        p.x0,
+        grad=p.grad,
+        optimizer=name,
+        max_iter=300,
+        tol=1e-6,
+        return_trajectory=True,
+        **kwargs,
+    )
+    by_class = minimize(
+        p.value,
+        p.x0,
+        grad=p.grad,
+        optimizer=getattr(gdcore.optim, cls),
+        max_iter=300,
+        tol=1e-6,
+        return_trajectory=True,
+        **kwargs,
+    )
+    np.testing.assert_array_equal(by_name.trajectory, by_class.trajectory)
+    reference = minimize(
+        p.value,
+        p.x0,
+        grad=p.grad,
+        optimizer=getattr(gdcore.reference, cls),
+        max_iter=300,
+        tol=1e-6,
+        return_trajectory=True,
+        **kwargs,
+    )
+    assert abs(reference.nit - by_name.nit) <= 1
+    n = min(reference.nit, by_name.nit) + 1
+    np.testing.assert_allclose(
+        by_name.trajectory[:n], reference.trajectory[:n], rtol=1e-9, atol=1e-12
+    )
+    assert by_name.fun < 1e-2 * p.value(p.x0)
+
+
+@pytest.mark.parametrize("cls", [gdcore.optim.Adam, gdcore.reference.Adam])
+def test_float32_run_with_adam(cls):
+    p = _quadratic(kappa=10.0, dim=3)
+    res = minimize(
+        p.value,
+        p.x0.astype(np.float32),
+        grad=p.grad,
+        optimizer=cls,
+        lr=0.05,
+        max_iter=2000,
+        tol=1e-4,
+    )
+    assert res.status == "converged" and res.x.dtype == np.float32
+    np.testing.assert_allclose(res.x, p.minimizer, atol=1e-4)

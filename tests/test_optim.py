@@ -568,3 +568,84 @@ def test_converges_on_a_parabola(backend, name, kwargs):
     for _ in range(600):
         opt.step([c * (x - 1.0)])
     np.testing.assert_allclose(x, 1.0, atol=2e-2)
+
+
+def functional_call(module, name, kwargs, params, grads, state, step):
+    """Call `module`'s functional step for a CONFIGS entry with explicit state lists."""
+    kw = dict(kwargs)
+    if name in ("Adam", "AdamW"):
+        beta1, beta2 = kw.pop("betas", (0.9, 0.999))
+        kw = dict(dict(eps=1e-8, weight_decay=0.0 if name == "Adam" else 1e-2,
+                       amsgrad=False), **kw, beta1=beta1, beta2=beta2)
+        getattr(module, name.lower())(params, grads, state["exp_avg"],
+                                      state["exp_avg_sq"], state["max_exp_avg_sq"],
+                                      step=step, **kw)
+    elif name == "SGD":
+        kw = dict(dict(momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False),
+                  **kw)
+        module.sgd(params, grads, state["momentum_buffer"], step=step, **kw)
+    elif name == "RMSprop":
+        kw = dict(dict(alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                       centered=False), **kw)
+        module.rmsprop(params, grads, state["square_avg"], state["momentum_buffer"],
+                       state["grad_avg"], step=step, **kw)
+    else:
+        init = kw.pop("initial_accumulator_value", 0.0)
+        for s in state["sum"]:
+            s[...] = init if step == 1 else s
+        kw = dict(dict(lr_decay=0.0, weight_decay=0.0, eps=1e-10), **kw)
+        module.adagrad(params, grads, state["sum"], step=step, **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=CONFIG_IDS)
+def test_functional_steps_match(name, kwargs, dtype):
+    rng = np.random.default_rng(10)
+    params_c, _ = make_params(rng, dtype, "separate")
+    params_r = [p.copy() for p in params_c]
+    start = [p.copy() for p in params_c]
+    keys = ["momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "square_avg",
+            "grad_avg", "sum"]
+    state_c = {k: [np.zeros_like(p) for p in params_c] for k in keys}
+    state_r = {k: [np.zeros_like(p) for p in params_c] for k in keys}
+    for step in range(1, 6):
+        grads = grads_like(rng, params_c)
+        functional_call(optim, name, kwargs, params_c, grads, state_c, step)
+        functional_call(reference._optim, name, kwargs, params_r, grads, state_r, step)
+    for pc, pr in zip(params_c, params_r, strict=True):
+        assert max_rel_diff(pc, pr) <= RTOL[dtype]
+    assert not any(np.array_equal(p, s) for p, s in zip(params_c, start, strict=True))
+
+
+def test_functional_step_rejects_bad_state():
+    p, g = [np.ones(3)], [np.ones(3)]
+    with pytest.raises(ValueError, match=r"`exp_avg_sqs\[0\]` has shape"):
+        optim.adam(p, g, [np.zeros(3)], [np.zeros(4)], [None], step=1, lr=0.1,
+                   beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False)
+    with pytest.raises(ValueError, match="`step` must be >= 1"):
+        optim.adagrad(p, g, [np.zeros(3)], step=0, lr=0.1, lr_decay=0.0,
+                      weight_decay=0.0, eps=1e-10)
+    with pytest.raises(ValueError, match="`eps`"):
+        optim.adagrad(p, g, [np.zeros(3)], step=1, lr=0.1, lr_decay=0.0,
+                      weight_decay=0.0, eps=0.0)
+    np.testing.assert_array_equal(p[0], 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=CONFIG_IDS)
+def test_instruction_set_variants_agree_bitwise(name, kwargs, dtype):
+    # The AVX2 and baseline kernels perform the same IEEE operations.
+    rng = np.random.default_rng(11)
+    params, flat = make_params(rng, dtype, "flat", [(1000,), (37,)])
+    grad_seq = [grads_like(rng, params, flat) for _ in range(4)]
+    results = []
+    for baseline in (True, False):
+        _core._optim_force_baseline(baseline)
+        try:
+            copies = [p.copy() for p in params]
+            run(optim, name, kwargs, copies, grad_seq)
+            results.append(copies)
+        finally:
+            _core._optim_force_baseline(False)
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -9,20 +9,10 @@ from scipy.optimize import OptimizeResult
 from gdcore import plot
 from gdcore._history import History
 from gdcore.problems import Beale, Quadratic, Rosenbrock
+from gdcore.reference import SGD
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
-
-
-class _NumpyGD:
-    """Plain gradient descent with the optimizer interface, for learning_rates."""
-
-    def __init__(self, params, lr):
-        self.params, self.lr = params, lr
-
-    def step(self, grads):
-        for p, g in zip(self.params, grads, strict=True):
-            p -= self.lr * g
 
 
 def _legend_labels(ax):
@@ -94,7 +84,7 @@ def test_loss_curves_log_scale_and_labels():
 def test_learning_rates_too_small_good_too_large():
     p = Quadratic.with_condition_number(10.0, 2, seed=0)
     lr_max = 2.0 / 10.0
-    fig = plot.learning_rates(p, _NumpyGD, [0.01, 2 / 11, 1.05 * lr_max], max_iter=200)
+    fig = plot.learning_rates(p, SGD, [0.01, 2 / 11, 1.05 * lr_max], max_iter=200)
     paths_ax, loss_ax = fig.axes
     labels = _legend_labels(loss_ax)
     assert len(labels) == 3
@@ -103,9 +93,10 @@ def test_learning_rates_too_small_good_too_large():
     assert labels[2].startswith("lr=0.21 diverged")
     assert loss_ax.get_yscale() == "log"
     assert len(paths_ax.get_lines()) == 4  # three paths and the minimiser
-    assert "_NumpyGD" in fig.get_suptitle()
-    one_axis = plot.learning_rates(Rosenbrock(4), _NumpyGD, [1e-4], max_iter=5)
+    assert fig.get_suptitle() == "SGD on quadratic"
+    one_axis = plot.learning_rates(Rosenbrock(4), "sgd", [1e-4], max_iter=5)
     assert len(one_axis.axes) == 1
+    assert one_axis.get_suptitle() == "sgd on rosenbrock"
 
 
 def test_missing_trajectory_is_explained():
@@ -133,7 +124,7 @@ def test_missing_trajectory_is_explained():
         (lambda: plot.loss_curves([1.0, 2.0]), TypeError, "non-empty dict"),
         (lambda: plot.loss_curves({"a": np.ones((2, 2))}), ValueError, "1-D"),
         (
-            lambda: plot.learning_rates(Rosenbrock(), _NumpyGD, []),
+            lambda: plot.learning_rates(Rosenbrock(), SGD, []),
             ValueError,
             "at least one",
         ),

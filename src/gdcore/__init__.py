@@ -7,7 +7,7 @@ C kernels) and :mod:`gdcore.reference` (plain NumPy, the source of truth in test
 Levenberg-Marquardt.
 """
 
-from gdcore import analysis, nn, optim, problems, reference, train
+from gdcore import analysis, lm, nn, optim, problems, reference, train
 from gdcore._minimize import minimize
 from gdcore._threads import get_num_threads, set_num_threads
 from gdcore.lm import curve_fit, least_squares
@@ -20,6 +20,7 @@ __all__ = [
     "curve_fit",
     "get_num_threads",
     "least_squares",
+    "lm",
     "minimize",
     "nn",
     "optim",

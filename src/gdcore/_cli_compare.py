@@ -9,15 +9,25 @@ Default hyperparameters (overridable with ``--lr METHOD=VALUE``), with
 * ``gd``: plain gradient descent at its best constant rate
   :math:`2 / (\mu + L)` (stable near the minimiser; from the default starts of
   these problems the iteration stays stable too);
-* ``momentum`` / ``nesterov``: on the quadratic Polyak's optimal heavy ball,
-  ``lr`` :math:`4 / (\sqrt L + \sqrt\mu)^2` and ``momentum``
+* ``momentum``: on the quadratic Polyak's optimal heavy ball, ``lr``
+  :math:`4 / (\sqrt L + \sqrt\mu)^2` and ``momentum``
   :math:`((\sqrt\kappa - 1) / (\sqrt\kappa + 1))^2`; on the non-quadratic
-  problems that pair overshoots far from the minimiser, so ``momentum=0.9``
-  with half the GD rate;
+  problems that pair overshoots far from the minimiser and diverges, so
+  ``momentum=0.9`` with half the GD rate;
+* ``nesterov``: Nesterov's constant-step scheme for strongly convex functions,
+  ``lr`` :math:`1 / L` and ``momentum``
+  :math:`(\sqrt\kappa - 1) / (\sqrt\kappa + 1)` (torch's Nesterov form of
+  SGD is this scheme with the same two numbers);
 * ``adam``, ``adamw``: ``lr=0.1`` (the step is about ``lr`` per coordinate and
-  the starts are about 1 to 3 away from the minimiser);
-* ``rmsprop``: ``lr=0.01``; ``adagrad``: ``lr=0.5`` (its steps shrink as the
-  squared gradients accumulate, so it starts large).
+  the starts are about 1 to 3 away from the minimiser). ``adamw`` keeps its
+  default ``weight_decay=0.01``, whose fixed point is not the minimiser, so it
+  does not reach a tight gradient tolerance;
+* ``rmsprop``: ``lr=0.01``. Its squared-gradient average forgets within about
+  a hundred steps, so the step stays about ``lr`` long and with a constant
+  rate it ends oscillating near the minimiser instead of converging on the
+  ill-conditioned problems;
+* ``adagrad``: ``lr=0.5`` (its steps shrink as the squared gradients
+  accumulate, so it starts large).
 """
 
 from __future__ import annotations
@@ -44,6 +54,9 @@ __all__ = [
     "run_compare",
 ]
 
+# Limitation: 2-D problems only (so every run can be drawn), and the fixed
+# learning rates of the adaptive methods were chosen on these problems' default
+# starts; other starts or scalings may need --lr.
 PROBLEMS = ("rosenbrock", "beale", "quadratic")
 
 #: Method name -> (optimizer class name, fixed keyword arguments).
@@ -86,6 +99,13 @@ def default_hyperparameters(problem, method: str) -> dict:
     rates = analysis.gd_rates(problem.hessian(problem.minimizer))
     if method == "gd":
         return {"lr": rates.lr_best, **kwargs}
+    if method == "nesterov":
+        root = math.sqrt(rates.kappa)
+        return {
+            "lr": 1.0 / rates.lambda_max,
+            "momentum": (root - 1) / (root + 1),
+            **kwargs,
+        }
     if isinstance(problem, problems.Quadratic):
         return {
             "lr": rates.heavy_ball_lr,
@@ -277,9 +297,17 @@ def add_parser(subparsers) -> None:
         "compare",
         help="run several optimizers on one 2-D test problem",
         description="Run several optimizers from the same start on a 2-D test "
-        "problem and print iterations to tolerance, final loss, time and status.",
+        "problem and print iterations to tolerance, final loss, time and status. "
+        "Plain GD (gd) runs at its best constant rate 2/(lambda_min + lambda_max) "
+        "of the Hessian at the minimiser; momentum and nesterov take their "
+        "parameters from the same Hessian.",
     )
-    p.add_argument("--problem", choices=PROBLEMS, default="rosenbrock")
+    p.add_argument(
+        "--problem",
+        choices=PROBLEMS,
+        default="rosenbrock",
+        help="test problem (default rosenbrock)",
+    )
     p.add_argument(
         "--kappa",
         type=float,
@@ -315,11 +343,19 @@ def add_parser(subparsers) -> None:
         metavar="METHOD=VALUE",
         help="override a default learning rate (repeatable)",
     )
-    p.add_argument("--max-iter", type=int, default=50000)
+    p.add_argument(
+        "--max-iter", type=int, default=50000, help="steps per run (default 50000)"
+    )
     p.add_argument(
         "--tol", type=float, default=1e-6, help="gradient-norm tolerance (default 1e-6)"
     )
-    p.add_argument("--backend", choices=("compiled", "reference"), default="compiled")
+    p.add_argument(
+        "--backend",
+        choices=("compiled", "reference"),
+        default="compiled",
+        help="optimizer classes from gdcore.optim (compiled, default) or "
+        "gdcore.reference (NumPy)",
+    )
     p.add_argument(
         "--plot",
         metavar="FILE.png",

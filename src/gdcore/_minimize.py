@@ -7,9 +7,12 @@ import logging
 import math
 import numbers
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.optimize import OptimizeResult
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 __all__ = ["minimize", "OPTIMIZER_NAMES", "resolve_optimizer"]
 
@@ -235,8 +238,15 @@ def minimize(
     return result
 
 
+# Limitation: one Python-level iteration per step (a gradient call, the
+# optimizer's step and bookkeeping: about 10 to 20 microseconds), so minimize
+# suits functions whose evaluation dominates or small problems; it takes full
+# gradients only, with no mini-batches.
 def _run(objective, opt, x, max_iter, tol, callback, keep) -> OptimizeResult:
     """The iteration loop of minimize."""
+    # Imported here: scipy.optimize takes about half a second to import.
+    from scipy.optimize import OptimizeResult
+
     f = f0 = objective.value(x)
     g = objective.grad(x)
     trajectory, losses = ([x.copy()], [f]) if keep else (None, None)
@@ -282,6 +292,8 @@ def _run(objective, opt, x, max_iter, tol, callback, keep) -> OptimizeResult:
 
 def _call_back(callback, x, f, g, nit) -> bool:
     """Run the user callback; True when it asks to stop."""
+    from scipy.optimize import OptimizeResult
+
     intermediate = OptimizeResult(x=x.copy(), fun=f, jac=g.copy(), nit=nit)
     try:
         callback(intermediate)

@@ -123,6 +123,23 @@ def _check_grads(params: tuple[np.ndarray, ...], addresses: tuple[int, ...],
                              "created")
 
 
+def _check_state_list(name: str, params: tuple[np.ndarray, ...],
+                      arrays: object) -> list[np.ndarray]:
+    """Validate a functional step's state list: one writeable array per param."""
+    if not isinstance(arrays, list | tuple) or len(arrays) != len(params):
+        raise ValueError(f"`{name}` must be a list of {len(params)} arrays (one per "
+                         f"param), got {_describe(arrays)}")
+    for i, (p, s) in enumerate(zip(params, arrays, strict=True)):
+        if not isinstance(s, np.ndarray) or s.dtype != p.dtype:
+            raise TypeError(f"`{name}[{i}]` must be a {p.dtype} array, got "
+                            f"{_describe(s)}")
+        if s.shape != p.shape:
+            raise ValueError(f"`{name}[{i}]` has shape {s.shape}, expected {p.shape}")
+        if not (s.flags.c_contiguous and s.flags.aligned and s.flags.writeable):
+            raise ValueError(f"`{name}[{i}]` must be C-contiguous and writeable")
+    return list(arrays)
+
+
 def _check_step_value(value: object) -> int:
     """Return a saved step count as int (torch stores it as a float)."""
     if isinstance(value, np.ndarray) and value.shape == ():
@@ -134,6 +151,9 @@ def _check_step_value(value: object) -> int:
     return int(value)
 
 
+# Limitation: one parameter group per optimizer (torch allows several with their own
+# hyperparameters); the flat state and the single kernel call per step rely on one set
+# of hyperparameters. Use one optimizer per group instead.
 class _Optimizer:
     """Base of all optimizers: validation, flat state, hyperparameters, state_dict.
 
@@ -212,6 +232,8 @@ class _Optimizer:
 
     def _advance(self, k: int) -> None:
         """Record k steps performed on the flat state by C code."""
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 0:
+            raise ValueError(f"`k` must be a non-negative integer, got {k!r:.40}")
         self._step_count += int(k)
 
     # Hyperparameters.

@@ -48,6 +48,8 @@ cdef extern from "optim_kernels.h":
     int gd_step_segments_f64(const gd_hyper *h, size_t nseg,
                              const gd_segment *seg) noexcept nogil
     size_t gd_optim_parallel_threshold() noexcept nogil
+    int gd_optim_uses_avx2() noexcept nogil
+    void gd_optim_force_baseline(int on) noexcept nogil
 
 
 _HYPER_FIELDS = (
@@ -107,7 +109,6 @@ cdef class _FusedStep:
     cdef cnp.npy_intp *dims
     cdef Py_ssize_t *dim_start
     cdef gd_segment *template
-    cdef gd_segment *merged
 
     def __cinit__(self, tuple params, tuple flat_state, bint double_precision):
         cdef Py_ssize_t i, j, ndim_total = 0, offset = 0
@@ -125,9 +126,8 @@ cdef class _FusedStep:
         self.dims = <cnp.npy_intp *>malloc(ndim_total * sizeof(cnp.npy_intp) + 1)
         self.dim_start = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t) + 1)
         self.template = <gd_segment *>malloc(n * sizeof(gd_segment) + 1)
-        self.merged = <gd_segment *>malloc(n * sizeof(gd_segment) + 1)
         if (self.ndims == NULL or self.dims == NULL or self.dim_start == NULL
-                or self.template == NULL or self.merged == NULL):
+                or self.template == NULL):
             raise MemoryError()
         for j in range(3):
             s[j] = _data_or_null(flat_state[j])
@@ -152,7 +152,6 @@ cdef class _FusedStep:
         free(self.dims)
         free(self.dim_start)
         free(self.template)
-        free(self.merged)
 
     def set_hyper(self, dict hyper):
         """Replace the hyperparameters (a dict with the gd_hyper field names)."""
@@ -161,15 +160,13 @@ cdef class _FusedStep:
     def step(self, grads, long long step):
         """One update of all params; 0, 1 if a non-finite value was written, -1 if rejected."""
         cdef tuple gt
-        cdef object obj
-        cdef cnp.ndarray arr
-        cdef Py_ssize_t i, j, nseg = 0
-        cdef cnp.npy_intp *dims
-        cdef gd_segment *last
-        cdef int bad
-        cdef void *g
+        cdef Py_ssize_t nseg
+        cdef int bad = 0
         cdef size_t item = self.itemsize
         cdef gd_hyper h = self.h
+        # Segments live on this call's stack (or heap), so concurrent calls cannot race.
+        cdef gd_segment local[16]
+        cdef gd_segment *merged = local
         if type(grads) is tuple:
             gt = <tuple>grads
         elif isinstance(grads, (list, tuple)):
@@ -178,6 +175,34 @@ cdef class _FusedStep:
             return -1
         if len(gt) != self.nparams:
             return -1
+        if self.nparams > 16:
+            merged = <gd_segment *>malloc(self.nparams * sizeof(gd_segment))
+            if merged == NULL:
+                raise MemoryError()
+        try:
+            nseg = self._gather(gt, merged)
+            if nseg < 0:
+                return -1
+            h.step = step
+            with nogil:
+                if item == 4:
+                    bad = gd_step_segments_f32(&h, <size_t>nseg, merged)
+                else:
+                    bad = gd_step_segments_f64(&h, <size_t>nseg, merged)
+        finally:
+            if merged != local:
+                free(merged)
+        return bad
+
+    cdef Py_ssize_t _gather(self, tuple gt, gd_segment *merged) except -2:
+        """Check the grads and fill `merged`; the segment count, or -1 if rejected."""
+        cdef object obj
+        cdef cnp.ndarray arr
+        cdef Py_ssize_t i, j, nseg = 0
+        cdef cnp.npy_intp *dims
+        cdef gd_segment *last
+        cdef void *g
+        cdef size_t item = self.itemsize
         for i in range(self.nparams):
             obj = gt[i]
             if not cnp.PyArray_Check(obj):
@@ -200,7 +225,7 @@ cdef class _FusedStep:
             g = cnp.PyArray_DATA(<cnp.ndarray>obj)
             # Merge with the previous segment when every array continues it in memory.
             if nseg > 0:
-                last = &self.merged[nseg - 1]
+                last = &merged[nseg - 1]
                 if (<char *>last.p + last.n * item == <char *>self.template[i].p
                         and <const char *>last.g + last.n * item == <const char *>g
                         and (last.s0 == NULL
@@ -211,16 +236,10 @@ cdef class _FusedStep:
                              or <char *>last.s2 + last.n * item == <char *>self.template[i].s2)):
                     last.n += self.template[i].n
                     continue
-            self.merged[nseg] = self.template[i]
-            self.merged[nseg].g = g
+            merged[nseg] = self.template[i]
+            merged[nseg].g = g
             nseg += 1
-        h.step = step
-        with nogil:
-            if item == 4:
-                bad = gd_step_segments_f32(&h, <size_t>nseg, self.merged)
-            else:
-                bad = gd_step_segments_f64(&h, <size_t>nseg, self.merged)
-        return bad
+        return nseg
 
     def n_segments(self, grads):
         """Segments the kernel would see for these grads (1 on the one-buffer fast path)."""
@@ -238,6 +257,16 @@ cdef class _FusedStep:
             end_p = p + self.template[i].n * self.itemsize
             end_g = g + self.template[i].n * self.itemsize
         return nseg
+
+
+def _optim_uses_avx2():
+    """Whether the optimizer kernels run their AVX2 variant."""
+    return bool(gd_optim_uses_avx2())
+
+
+def _optim_force_baseline(bint on):
+    """Test hook: restrict the optimizer kernels to their baseline variant."""
+    gd_optim_force_baseline(on)
 
 
 def _optim_parallel_threshold():
@@ -260,6 +289,20 @@ cdef int _check_flat(object arr, int typenum, cnp.npy_intp n) except -1:
     return 0
 
 
+def _check_required_state(dict hyper, bint has0, bint has1, bint has2):
+    """Raise unless the state buffers that the kind and options use are present."""
+    kind = hyper["kind"]
+    if kind not in (GD_SGD, GD_ADAM, GD_RMSPROP, GD_ADAGRAD):
+        raise ValueError(f"`kind` must be 0, 1, 2 or 3, got {kind!r}")
+    need = ((kind == GD_SGD and hyper["momentum"] != 0) or kind != GD_SGD,
+            kind == GD_ADAM or (kind == GD_RMSPROP and hyper["momentum"] != 0),
+            (kind == GD_ADAM and hyper["amsgrad"])
+            or (kind == GD_RMSPROP and hyper["centered"]))
+    for j, present in enumerate((has0, has1, has2)):
+        if need[j] and not present:
+            raise ValueError(f"state buffer s{j} is required by {hyper!r:.80}")
+
+
 def _optim_step_flat(dict hyper, cnp.ndarray p, cnp.ndarray g, s0, s1, s2):
     """Test entry point: gd_step_f32/gd_step_f64 on flat arrays; returns the kernel's flag."""
     cdef gd_hyper h = _hyper_from_dict(hyper)
@@ -270,21 +313,7 @@ def _optim_step_flat(dict hyper, cnp.ndarray p, cnp.ndarray g, s0, s1, s2):
         raise TypeError(f"`p` must be float32 or float64, got {p.dtype}")
     for arr in (p, s0, s1, s2):
         _check_flat(arr, typenum, n)
-    kind = hyper["kind"]
-    need = ((kind == GD_SGD and hyper["momentum"] != 0, False, False),
-            (kind == GD_ADAM, kind == GD_ADAM, kind == GD_ADAM and hyper["amsgrad"]),
-            (kind == GD_RMSPROP, kind == GD_RMSPROP and hyper["momentum"] != 0,
-             kind == GD_RMSPROP and hyper["centered"]),
-            (kind == GD_ADAGRAD, False, False))
-    for j, arr in enumerate((s0, s1, s2)):
-        if arr is None and any(row[j] for row in need):
-            raise ValueError(f"state buffer s{j} is required by {hyper!r:.80}")
-    if kind not in (GD_SGD, GD_ADAM, GD_RMSPROP, GD_ADAGRAD):
-        raise ValueError(f"`kind` must be 0, 1, 2 or 3, got {kind!r}")
-    if not (cnp.PyArray_Check(g) and cnp.PyArray_TYPE(g) == typenum
-            and not cnp.PyArray_ISBYTESWAPPED(g) and cnp.PyArray_IS_C_CONTIGUOUS(g)
-            and cnp.PyArray_ISALIGNED(g) and cnp.PyArray_SIZE(g) == n):
-        raise ValueError("`g` must be C-contiguous with the dtype and size of `p`")
+    _check_required_state(hyper, s0 is not None, s1 is not None, s2 is not None)
     cdef void *pp = cnp.PyArray_DATA(p)
     cdef const void *gp = cnp.PyArray_DATA(g)
     cdef void *b0 = _data_or_null(s0)
@@ -297,4 +326,81 @@ def _optim_step_flat(dict hyper, cnp.ndarray p, cnp.ndarray g, s0, s1, s2):
         else:
             bad = gd_step_f64(&h, <size_t>n, <double *>pp, <const double *>gp,
                               <double *>b0, <double *>b1, <double *>b2)
+    return bad
+
+
+cdef void *_checked_data(object arr, int typenum, cnp.npy_intp n, bint write,
+                         str name, Py_ssize_t i) except? NULL:
+    """Data pointer of arr after checking dtype, size, contiguity (and writeability)."""
+    if not (cnp.PyArray_Check(arr) and cnp.PyArray_TYPE(<cnp.ndarray>arr) == typenum
+            and not cnp.PyArray_ISBYTESWAPPED(<cnp.ndarray>arr)
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>arr)
+            and cnp.PyArray_SIZE(<cnp.ndarray>arr) == n
+            and (not write or cnp.PyArray_ISWRITEABLE(<cnp.ndarray>arr))):
+        raise ValueError(f"`{name}[{i}]` must be a C-contiguous{' writeable' if write else ''}"
+                         f" array with the dtype and size of `params[{i}]`")
+    return cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+def _fused_step_lists(dict hyper, list params, list grads, list s0, list s1, list s2):
+    """One kernel call over lists of arrays (the compiled functional steps).
+
+    Each list holds one entry per param; a state list holds None entries, or is empty,
+    when the kind does not use it. Every array is checked before the first write.
+    """
+    cdef gd_hyper h = _hyper_from_dict(hyper)
+    cdef Py_ssize_t i, j, n = len(params)
+    cdef int typenum, bad
+    cdef cnp.npy_intp size
+    cdef void *ptr
+    cdef list states = [s0, s1, s2]
+    if n == 0:
+        return 0
+    if not cnp.PyArray_Check(params[0]):
+        raise TypeError("`params[0]` must be a numpy.ndarray")
+    typenum = cnp.PyArray_TYPE(<cnp.ndarray>params[0])
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        raise TypeError("`params` must be float32 or float64 arrays")
+    if len(grads) != n:
+        raise ValueError(f"`grads` has {len(grads)} arrays, expected {n}")
+    cdef gd_segment *seg = <gd_segment *>malloc(n * sizeof(gd_segment))
+    if seg == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            if not cnp.PyArray_Check(params[i]):
+                raise TypeError(f"`params[{i}]` must be a numpy.ndarray")
+            size = cnp.PyArray_SIZE(<cnp.ndarray>params[i])
+            seg[i].n = <size_t>size
+            seg[i].p = _checked_data(params[i], typenum, size, True, "params", i)
+            seg[i].g = _checked_data(grads[i], typenum, size, False, "grads", i)
+            seg[i].s0 = seg[i].s1 = seg[i].s2 = NULL
+            for j in range(3):
+                if len(states[j]) == 0 or states[j][i] is None:
+                    continue
+                if len(states[j]) != n:
+                    raise ValueError(f"state list s{j} has {len(states[j])} arrays, "
+                                     f"expected {n}")
+                ptr = _checked_data(states[j][i], typenum, size, True, f"s{j}", i)
+                if j == 0:
+                    seg[i].s0 = ptr
+                elif j == 1:
+                    seg[i].s1 = ptr
+                else:
+                    seg[i].s2 = ptr
+        _check_required_state(hyper, seg[0].s0 != NULL, seg[0].s1 != NULL,
+                              seg[0].s2 != NULL)
+        for i in range(n):
+            if ((seg[i].s0 == NULL) != (seg[0].s0 == NULL)
+                    or (seg[i].s1 == NULL) != (seg[0].s1 == NULL)
+                    or (seg[i].s2 == NULL) != (seg[0].s2 == NULL)):
+                raise ValueError(f"state of `params[{i}]` is incomplete")
+        with nogil:
+            if typenum == cnp.NPY_FLOAT32:
+                bad = gd_step_segments_f32(&h, <size_t>n, seg)
+            else:
+                bad = gd_step_segments_f64(&h, <size_t>n, seg)
+    finally:
+        free(seg)
     return bad

@@ -56,6 +56,12 @@ typedef struct {
 int gd_step_segments_f32(const gd_hyper *h, size_t nseg, const gd_segment *seg);
 int gd_step_segments_f64(const gd_hyper *h, size_t nseg, const gd_segment *seg);
 
+/* 1 when the kernels run their AVX2 variant (x86-64 CPUs that have it), else 0. */
+int gd_optim_uses_avx2(void);
+
+/* Test hook: on != 0 makes the kernels use the baseline (SSE2) variant only. */
+void gd_optim_force_baseline(int on);
+
 /* Element count from which the kernels start a parallel region (measured; see the .c). */
 size_t gd_optim_parallel_threshold(void);
 

@@ -260,3 +260,22 @@ def test_bad_arguments_are_named_and_leave_the_model_alone():
             engine="compiled",
         )
     np.testing.assert_array_equal(model.flat_params, before)
+
+
+def test_auto_engine_runs_a_compiled_model_with_a_reference_optimizer():
+    X, y = _blobs()
+    results = []
+    for engine in ("auto", "python"):
+        model = MLP([4, 5, 3], seed=0)
+        fit(
+            model,
+            X,
+            y,
+            reference.Adam(model.params, lr=0.01),
+            epochs=2,
+            batch_size=8,
+            seed=0,
+            engine=engine,
+        )
+        results.append(model.flat_params.copy())
+    np.testing.assert_array_equal(*results)

@@ -215,7 +215,10 @@ def _check_optimizer(model: Any, optimizer: Any) -> None:
 
 def _choose_engine(engine: str, model: Any, optimizer: Any) -> bool:
     """Return True when the compiled whole-epoch engine is to be used."""
-    supported = hasattr(model, "_train_epoch") and hasattr(optimizer, "_c_hyper")
+    from gdcore.nn import MLP
+    from gdcore.optim import _Fused
+
+    supported = isinstance(model, MLP) and isinstance(optimizer, _Fused)
     if engine == "compiled" and not supported:
         raise ValueError(
             "`engine`='compiled' needs a gdcore.nn.MLP and a gdcore.optim optimizer"

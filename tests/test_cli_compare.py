@@ -168,8 +168,12 @@ def test_x0_and_lr_options(capsys):
     ],
 )
 def test_bad_values_exit_2_with_a_message(argv, match, capsys):
-    assert _main(["compare", *argv]) == 2
-    assert match in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        _main(["compare", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err
+    assert err.count("\n") == 1 and err.startswith("gdcore compare: error:")
 
 
 def test_unknown_method_is_an_argparse_error(capsys):

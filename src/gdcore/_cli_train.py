@@ -87,9 +87,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train, parser=p)
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, title: str = "data") -> None:
     """Add the data options (file, label column, split, standardising)."""
-    data = parser.add_argument_group("data")
+    data = parser.add_argument_group(title)
     data.add_argument(
         "--data",
         type=Path,
@@ -111,9 +111,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+def add_network_arguments(
+    parser: argparse.ArgumentParser, title: str = "network"
+) -> None:
     """Add the network options (hidden layers, activation, loss, dtype)."""
-    net = parser.add_argument_group("network")
+    net = parser.add_argument_group(title)
     net.add_argument(
         "--hidden", type=int, nargs="*", default=[100], help="hidden layer sizes"
     )
@@ -129,9 +131,9 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--dtype", choices=("float32", "float64"), default="float64")
 
 
-def add_batch_arguments(parser: argparse.ArgumentParser):
-    """Add the "training" group with --epochs, --batch-size, --sampling; return it."""
-    run = parser.add_argument_group("training")
+def add_batch_arguments(parser: argparse.ArgumentParser, title: str = "training"):
+    """Add a group with --epochs, --batch-size and --sampling; return the group."""
+    run = parser.add_argument_group(title)
     run.add_argument("--epochs", type=int, default=30, help="default 30")
     run.add_argument(
         "--batch-size",

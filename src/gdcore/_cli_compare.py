@@ -93,7 +93,7 @@ __all__ = [
     "run_compare",
 ]
 
-# Limitation: 2-D problems only (so every run can be drawn), and the fixed
+# Limitation: the test functions are 2-D only (so every run can be drawn), and the fixed
 # learning rates of the adaptive methods were chosen on these problems' default
 # starts; other starts or scalings may need --lr.
 PROBLEMS = ("rosenbrock", "beale", "quadratic")

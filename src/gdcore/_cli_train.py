@@ -61,7 +61,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "held-out test split."
         ),
     )
-    data = p.add_argument_group("data")
+    add_data_arguments(p)
+    add_network_arguments(p)
+    opt = p.add_argument_group("optimizer (defaults are the optimizer's own)")
+    opt.add_argument(
+        "--optimizer", choices=(*OPTIMIZERS, "lm"), default="adam", help="default adam"
+    )
+    opt.add_argument("--lr", type=float)
+    opt.add_argument("--momentum", type=float)
+    opt.add_argument("--dampening", type=float)
+    opt.add_argument("--nesterov", action="store_true", default=None)
+    opt.add_argument("--betas", type=float, nargs=2, metavar=("BETA1", "BETA2"))
+    opt.add_argument("--eps", type=float)
+    opt.add_argument("--weight-decay", type=float)
+    opt.add_argument("--amsgrad", action="store_true", default=None)
+    opt.add_argument("--alpha", type=float)
+    opt.add_argument("--centered", action="store_true", default=None)
+    opt.add_argument("--lr-decay", type=float)
+    run = add_batch_arguments(p)
+    run.add_argument("--tol", type=float, help="stop when the epoch loss settles")
+    run.add_argument("--seed", type=int, default=0, help="default 0")
+    run.add_argument("--threads", type=int, help="threads of the compiled kernels")
+    run.add_argument("--engine", choices=("auto", "compiled", "python"), default="auto")
+    run.add_argument("-q", "--quiet", action="store_true", help="no per-epoch lines")
+    p.set_defaults(func=run_train, parser=p)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, title: str = "data") -> None:
+    """Add the data options (file, label column, split, standardising)."""
+    data = parser.add_argument_group(title)
     data.add_argument(
         "--data",
         type=Path,
@@ -81,7 +109,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="use the features as they are instead of standardising them",
     )
-    net = p.add_argument_group("network")
+
+
+def add_network_arguments(
+    parser: argparse.ArgumentParser, title: str = "network"
+) -> None:
+    """Add the network options (hidden layers, activation, loss, dtype)."""
+    net = parser.add_argument_group(title)
     net.add_argument(
         "--hidden", type=int, nargs="*", default=[100], help="hidden layer sizes"
     )
@@ -95,22 +129,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="cross_entropy classifies, mse regresses",
     )
     net.add_argument("--dtype", choices=("float32", "float64"), default="float64")
-    opt = p.add_argument_group("optimizer (defaults are the optimizer's own)")
-    opt.add_argument(
-        "--optimizer", choices=(*OPTIMIZERS, "lm"), default="adam", help="default adam"
-    )
-    opt.add_argument("--lr", type=float)
-    opt.add_argument("--momentum", type=float)
-    opt.add_argument("--dampening", type=float)
-    opt.add_argument("--nesterov", action="store_true", default=None)
-    opt.add_argument("--betas", type=float, nargs=2, metavar=("BETA1", "BETA2"))
-    opt.add_argument("--eps", type=float)
-    opt.add_argument("--weight-decay", type=float)
-    opt.add_argument("--amsgrad", action="store_true", default=None)
-    opt.add_argument("--alpha", type=float)
-    opt.add_argument("--centered", action="store_true", default=None)
-    opt.add_argument("--lr-decay", type=float)
-    run = p.add_argument_group("training")
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser, title: str = "training"):
+    """Add a group with --epochs, --batch-size and --sampling; return the group."""
+    run = parser.add_argument_group(title)
     run.add_argument("--epochs", type=int, default=30, help="default 30")
     run.add_argument(
         "--batch-size",
@@ -122,12 +145,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=("without_replacement", "with_replacement"),
         default="without_replacement",
     )
-    run.add_argument("--tol", type=float, help="stop when the epoch loss settles")
-    run.add_argument("--seed", type=int, default=0, help="default 0")
-    run.add_argument("--threads", type=int, help="threads of the compiled kernels")
-    run.add_argument("--engine", choices=("auto", "compiled", "python"), default="auto")
-    run.add_argument("-q", "--quiet", action="store_true", help="no per-epoch lines")
-    p.set_defaults(func=run_train, parser=p)
+    return run
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -137,15 +155,15 @@ def run_train(args: argparse.Namespace) -> int:
     from gdcore.nn import MLP
 
     try:
-        batch_size = _batch_size(args.batch_size)
+        batch_size = parse_batch_size(args.batch_size)
         data = load_dataset(args)
     except (DataError, ValueError) as exc:
         args.parser.error(str(exc))
     if args.threads is not None:
         gdcore.set_num_threads(args.threads)
     dtype = np.dtype(args.dtype)
-    n_outputs = _n_outputs(data, args.loss)
-    sizes = [data.X_train.shape[1], *args.hidden, n_outputs]
+    n_out = n_outputs(data, args.loss)
+    sizes = [data.X_train.shape[1], *args.hidden, n_out]
     try:
         model = MLP(sizes, args.activation, args.loss, dtype=dtype, seed=args.seed)
         optimizer = _make_optimizer(optim, model, args)
@@ -169,7 +187,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 1 if history.status == "diverged" else 0
 
 
-def _batch_size(text: str) -> int | None:
+def parse_batch_size(text: str) -> int | None:
     """Parse --batch-size: a positive int, or 'full'."""
     if text == "full":
         return None
@@ -202,7 +220,7 @@ def _make_optimizer(optim, model, args: argparse.Namespace):
     return cls(model.params, **kwargs)
 
 
-def _n_outputs(data: Dataset, loss: str) -> int:
+def n_outputs(data: Dataset, loss: str) -> int:
     """Output units: the number of classes, or of regression targets."""
     if loss == "cross_entropy":
         return int(max(data.y_train.max(), data.y_test.max(initial=0))) + 1
@@ -240,7 +258,8 @@ def _print_summary(args, data, sizes, model, optimizer, history) -> None:
         ("train loss", final),
     ]
     if len(data.X_test):
-        rows.append(_test_score(model, data, args.loss))
+        name, value = held_out_score(model, data, args.loss)
+        rows.append((name, format_score(name, value)))
     rows.append(("time", f"{history.time:.2f} s"))
     print()
     for key, value in rows:
@@ -249,14 +268,20 @@ def _print_summary(args, data, sizes, model, optimizer, history) -> None:
         print(history.message)
 
 
-def _test_score(model, data: Dataset, loss: str) -> tuple[str, str]:
-    """The held-out accuracy (classification) or mean squared error."""
+def held_out_score(model, data: Dataset, loss: str) -> tuple[str, float]:
+    """The held-out accuracy (a fraction; classification) or mean squared error."""
     X_test = data.X_test.astype(model.dtype)
     if loss == "cross_entropy":
-        accuracy = float(np.mean(model.predict(X_test) == data.y_test))
-        return "test accuracy", f"{100 * accuracy:.2f} %"
+        return "test accuracy", float(np.mean(model.predict(X_test) == data.y_test))
     pred = model.forward(X_test).reshape(data.y_test.shape)
-    return "test mse", f"{float(np.mean((pred - data.y_test) ** 2)):.6g}"
+    return "test mse", float(np.mean((pred - data.y_test) ** 2))
+
+
+def format_score(name: str, value: float) -> str:
+    """A held-out score as text: accuracy in percent, mse to 6 digits."""
+    if name == "test accuracy":
+        return f"{100 * value:.2f} %"
+    return f"{value:.6g}"
 
 
 def load_dataset(args: argparse.Namespace) -> Dataset:

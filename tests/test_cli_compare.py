@@ -1,6 +1,5 @@
-"""Tests of the ``gdcore compare`` subcommand on its own argparse parser."""
+"""Tests of the ``gdcore compare`` subcommand."""
 
-import argparse
 import math
 
 import numpy as np
@@ -8,17 +7,13 @@ import pytest
 
 from gdcore import _cli_compare, _cli_train, analysis, optim, reference, train
 from gdcore._history import History
-from gdcore.cli import build_parser
+from gdcore.cli import build_parser, main
 from gdcore.nn import MLP
 from gdcore.problems import Quadratic, Rosenbrock
 
 
 def _main(argv):
-    parser = argparse.ArgumentParser(prog="gdcore")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    _cli_compare.add_parser(subparsers)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 def _printed_rows(out):
@@ -382,8 +377,8 @@ def test_mlp_mode_reads_a_csv_like_train(tmp_path, capsys):
         (["--optimizers", "gd"], "`--optimizers`"),
         (["--target-loss", "-1"], "`--target-loss`"),
         (["--tol", "nan"], "`--tol`"),
-        (["--epochs", "0"], "`--epochs`"),
-        (["--hidden", "0"], "`--hidden`"),
+        (["--epochs", "0"], "argument --epochs: must be at least 1"),
+        (["--hidden", "0"], "argument --hidden: must be at least 1"),
         (["--batch-size", "0"], "--batch-size"),
     ],
 )

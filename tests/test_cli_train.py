@@ -136,3 +136,22 @@ def test_python_dash_m_gdcore_runs():
     )
     assert done.returncode == 0
     assert "--batch-size" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+        (["--threads", "0"], "argument --threads: must be at least 1, got 0"),
+        (["--hidden", "8", "0"], "argument --hidden: must be at least 1, got 0"),
+        (["--tol", "nan"], "argument --tol: must be a finite number >= 0, got nan"),
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    ],
+)
+def test_bad_run_options_are_one_line_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err

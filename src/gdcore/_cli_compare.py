@@ -761,10 +761,6 @@ def _mlp_settings(args: argparse.Namespace) -> dict:
         raise ValueError(f"`--tol` must be a finite number >= 0, got {tol}")
     if target is not None and not (0.0 <= target < math.inf):
         raise ValueError(f"`--target-loss` must be a finite number >= 0, got {target}")
-    if args.epochs < 1:
-        raise ValueError(f"`--epochs` must be at least 1, got {args.epochs}")
-    if any(size < 1 for size in args.hidden):
-        raise ValueError(f"`--hidden` sizes must be at least 1, got {args.hidden}")
     if target is None and tol is None:
         target = DEFAULT_TARGET_LOSS
     return {

@@ -35,6 +35,22 @@ HYPERPARAMETERS = (
 )
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite float >= 0."""
+    value = float(text)
+    if not (0.0 <= value < math.inf):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 class DataError(Exception):
     """A data file that is missing or malformed."""
 
@@ -79,9 +95,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     opt.add_argument("--centered", action="store_true", default=None)
     opt.add_argument("--lr-decay", type=float)
     run = add_batch_arguments(p)
-    run.add_argument("--tol", type=float, help="stop when the epoch loss settles")
+    run.add_argument(
+        "--tol", type=nonnegative_float, help="stop when the epoch loss settles"
+    )
     run.add_argument("--seed", type=int, default=0, help="default 0")
-    run.add_argument("--threads", type=int, help="threads of the compiled kernels")
+    run.add_argument(
+        "--threads", type=positive_int, help="threads of the compiled kernels"
+    )
     run.add_argument("--engine", choices=("auto", "compiled", "python"), default="auto")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-epoch lines")
     p.set_defaults(func=run_train, parser=p)
@@ -117,7 +137,11 @@ def add_network_arguments(
     """Add the network options (hidden layers, activation, loss, dtype)."""
     net = parser.add_argument_group(title)
     net.add_argument(
-        "--hidden", type=int, nargs="*", default=[100], help="hidden layer sizes"
+        "--hidden",
+        type=positive_int,
+        nargs="*",
+        default=[100],
+        help="hidden layer sizes",
     )
     net.add_argument(
         "--activation", choices=("relu", "tanh", "sigmoid", "identity"), default="relu"
@@ -134,7 +158,7 @@ def add_network_arguments(
 def add_batch_arguments(parser: argparse.ArgumentParser, title: str = "training"):
     """Add a group with --epochs, --batch-size and --sampling; return the group."""
     run = parser.add_argument_group(title)
-    run.add_argument("--epochs", type=int, default=30, help="default 30")
+    run.add_argument("--epochs", type=positive_int, default=30, help="default 30")
     run.add_argument(
         "--batch-size",
         default="32",

@@ -5,20 +5,30 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from gdcore import __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of the ``gdcore`` command and its subcommands."""
     from gdcore import _cli_compare, _cli_train
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gdcore",
         description="Gradient-descent optimization with a compiled core.",
     )
     parser.add_argument("--version", action="version", version=f"gdcore {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
     _cli_train.add_parser(subparsers)
     _cli_compare.add_parser(subparsers)
     return parser

@@ -14,7 +14,8 @@ from gdcore import _core
 
 def pytest_collect_file(file_path, parent):
     """Collect bench_*.py files as test modules."""
-    if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
+    if (file_path.suffix == ".py" and file_path.name.startswith("bench_")
+            and not parent.session.isinitpath(file_path)):  # pytest collects those
         return pytest.Module.from_parent(parent, path=file_path)
     return None
 

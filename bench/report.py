@@ -2,14 +2,15 @@
 
 Usage::
 
-    pytest bench/ --benchmark-only --benchmark-json bench.json
+    pytest bench/bench_optim.py --benchmark-only --benchmark-json bench.json
     python bench/report.py bench.json [--stat min|median]
 
-Per group (one optimizer at one size): gdcore's time, its speed-up over every other
-implementation (their time / gdcore's time), and the fraction of the in-place
-bandwidth it reaches: (bytes moved / time) of gdcore over that of NumPy ``a += b`` at
-the same size (an Adam step moves 28 bytes per float32 param, ``a += b`` 12), with
-gdcore's own thread count and with one thread (``gdcore-1t``; NumPy's add is serial).
+Only groups holding a gdcore optimizer result are shown. Per group (one optimizer at
+one size): gdcore's time, its speed-up over every other implementation (their time /
+gdcore's time), and the fraction of the in-place bandwidth it reaches: (bytes moved /
+time) of gdcore over that of NumPy ``a += b`` at the same size (an Adam step moves 28
+bytes per float32 param, ``a += b`` 12), with gdcore's own thread count and with one
+thread (``gdcore-1t``; NumPy's add is serial).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def _bandwidth_fraction(group: dict, impl: str) -> str:
 
 def table(groups: dict) -> str:
     """Markdown table: one row per group, one speed-up column per alternative."""
+    groups = {name: g for name, g in groups.items() if any(p in g for p in PRIMARY)}
     others = sorted({impl for g in groups.values() for impl in g
                      if impl not in PRIMARY and impl != "a+=b"})
     head = ["group", "gdcore", "GB/s", "of a+=b", "1 thread: of a+=b",

@@ -25,11 +25,12 @@
 #include "threads.h"
 
 /* Below this many elements a step runs on the calling thread only. Measured on the 2-core
- * x86-64 development machine (gcc 12, -O3, SSE2 baseline): a C loop timing gd_step_f32 for
- * SGD-momentum and Adam at n = 2^11 .. 2^16, built with -DGD_OMP_MIN=0 and run with
- * OMP_NUM_THREADS=1 and 2. Two threads were even at 8192 elements and faster from 16384
- * (Adam 7.1 vs 11.1 us, SGD 3.4 vs 4.5 us); below, waking the team costs more than it
- * saves. Override with -DGD_OMP_MIN=... to re-measure. */
+ * x86-64 development machine (gcc 12, -O3, AVX2 variant): a C loop timing gd_step_f32 for
+ * SGD-momentum and Adam at n = 2^13 .. 2^17, built with -DGD_OMP_MIN=0 and run with
+ * OMP_NUM_THREADS=1 and 2 (load average about 1.3). SGD broke even at 16384 elements
+ * (2.9 vs 3.0 us) and won from 32768 (4.6 vs 6.5 us); Adam won from 8192 (3.7 vs 4.9 us,
+ * 6.2 vs 9.8 us at 16384). Below, waking the team costs more than it saves. Override with
+ * -DGD_OMP_MIN=... to re-measure. */
 #ifndef GD_OMP_MIN
 #define GD_OMP_MIN ((size_t)16384)
 #endif
@@ -139,6 +140,11 @@ static size_t gd_total(size_t nseg, const gd_segment *seg)
     const T pn = p[i] - lr * d;                                                          \
     p[i] = pn;                                                                           \
     bad |= GD_NONFINITE(pn);
+
+/* Limitation: one square root and two IEEE divisions per element make Adam, RMSprop and
+ * Adagrad bound by the divide unit on one core (about 0.6 ns per float32 element with AVX2),
+ * so a one-thread step over 1e7 params reaches about 0.8 of the a += b bandwidth, not 0.9;
+ * reciprocal approximations would be faster but would change the results against torch. */
 
 /* Adam / AdamW: m = b1 m + (1 - b1) d; v = b2 v + (1 - b2) d d; (vmax = max(vmax, v));
  * p -= step_size m / (sqrt(v) / sqrt(1 - b2^t) + eps), after p *= 1 - lr wd for AdamW.

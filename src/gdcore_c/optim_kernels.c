@@ -25,14 +25,13 @@
 #include "threads.h"
 
 /* Below this many elements a step runs on the calling thread only. Measured on the 2-core
- * x86-64 development machine (gcc 12, -O3, AVX2 variant): a C loop timing gd_step_f32 for
- * SGD-momentum and Adam at n = 2^13 .. 2^17, built with -DGD_OMP_MIN=0 and run with
- * OMP_NUM_THREADS=1 and 2 (load average about 1.3). SGD broke even at 16384 elements
- * (2.9 vs 3.0 us) and won from 32768 (4.6 vs 6.5 us); Adam won from 8192 (3.7 vs 4.9 us,
- * 6.2 vs 9.8 us at 16384). Below, waking the team costs more than it saves. Override with
- * -DGD_OMP_MIN=... to re-measure. */
+ * x86-64 development machine (gcc 12, -O3) from Python, float32, with OMP_WAIT_POLICY=PASSIVE
+ * as gdcore sets it (idle workers sleep, so waking the team costs tens of microseconds):
+ * two threads against one were 0.95x at 262144 elements for Adam and SGD-momentum, 1.27x and
+ * 1.15x at 393216, 1.53x and 1.22x at 524288. Below the threshold waking the team costs more
+ * than it saves. Override with -DGD_OMP_MIN=... to re-measure. */
 #ifndef GD_OMP_MIN
-#define GD_OMP_MIN ((size_t)16384)
+#define GD_OMP_MIN ((size_t)393216)
 #endif
 
 size_t gd_optim_parallel_threshold(void) { return GD_OMP_MIN; }

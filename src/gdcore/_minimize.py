@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gdcore._validation import real_vector
+
 if TYPE_CHECKING:
     from scipy.optimize import OptimizeResult
 
@@ -53,21 +55,6 @@ def resolve_optimizer(optimizer) -> type:
     raise TypeError(
         f"`optimizer` must be a name or an optimizer class, got {optimizer!r}"
     )
-
-
-def _check_x0(x0) -> np.ndarray:
-    """x0 as a fresh 1-D contiguous array: float32 kept, anything else float64."""
-    arr = np.asarray(x0)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise TypeError(f"`x0` must hold real numbers, got dtype {arr.dtype}")
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"`x0` must be a non-empty 1-D array, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"`x0` must be finite, got {arr}")
-    dtype = np.float32 if arr.dtype == np.float32 else np.float64
-    return np.array(arr, dtype=dtype, order="C", copy=True)
 
 
 def _check_args(fun, grad, max_iter, tol, callback) -> None:
@@ -229,7 +216,7 @@ def minimize(
         raise TypeError(
             f"`return_trajectory` must be a bool, got {return_trajectory!r}"
         )
-    x = _check_x0(x0)
+    x = real_vector(x0, "x0", keep_float32=True)
     cls = resolve_optimizer(optimizer)
     opt = cls([x], **hyperparameters)
     objective = _Objective(fun, grad, x)

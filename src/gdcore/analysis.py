@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gdcore._validation import real_vector
+
 __all__ = [
     "hessian",
     "hessian_mlp",
@@ -51,20 +53,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _as_vector(x, name: str = "x") -> np.ndarray:
-    """Return ``x`` as a finite 1-D float64 array (a copy)."""
-    arr = np.asarray(x)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise TypeError(f"`{name}` must hold real numbers, got dtype {arr.dtype}")
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"`{name}` must be a non-empty 1-D array, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"`{name}` must be finite, got {arr}")
-    return arr.astype(np.float64)
 
 
 def _steps(x: np.ndarray, power: float) -> np.ndarray:
@@ -141,7 +129,7 @@ def hessian(fun_or_grad, x, *, kind: str = "auto") -> np.ndarray:
     well-scaled function. The gradient route costs ``2 n`` gradient calls, the
     function route ``4 n^2`` function calls.
     """
-    x = _as_vector(x)
+    x = real_vector(x, "x")
     if kind not in ("auto", "exact", "grad", "value"):
         raise ValueError(
             f"`kind` must be 'auto', 'exact', 'grad' or 'value', got {kind!r}"
@@ -569,7 +557,7 @@ def convergence_rate(
     if of == "distance":
         if trajectory is None or minimizer is None:
             raise ValueError("of='distance' needs iterates in `run` and `minimizer`")
-        x_star = _as_vector(minimizer, "minimizer")
+        x_star = real_vector(minimizer, "minimizer")
         if trajectory.ndim != 2 or trajectory.shape[1] != x_star.size:
             raise ValueError(
                 f"iterates must have shape (k, {x_star.size}), got {trajectory.shape}"

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.optimize import OptimizeResult, OptimizeWarning
 
 from gdcore._history import History
+from gdcore._validation import real_vector
 
 __all__ = ["LevenbergMarquardt", "curve_fit", "fit_lm", "least_squares"]
 
@@ -359,17 +360,6 @@ def _check_tol(value, name):
     return float(value)
 
 
-def _check_x0(x0):
-    x = np.array(x0, dtype=np.float64) if not np.iscomplexobj(x0) else None
-    if x is None:
-        raise TypeError(f"`x0` must be real, got {x0!r}")
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"`x0` must be a non-empty 1-D array, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"`x0` must be finite, got {x0!r}")
-    return x
-
-
 def _check_scale(x_scale, n):
     if isinstance(x_scale, str):
         if x_scale != "jac":
@@ -571,7 +561,7 @@ def _run(residuals, x0, jac, ftol, xtol, gtol, max_nfev, x_scale, args, kwargs,
     """Validate, solve, and assemble the result."""
     if not callable(residuals):
         raise TypeError(f"`residuals` must be callable, got {residuals!r}")
-    x = _check_x0(x0)
+    x = real_vector(x0, "x0")
     n = x.size
     named = (("ftol", ftol), ("xtol", xtol), ("gtol", gtol))
     tols = [_check_tol(value, name) for name, value in named]

@@ -24,7 +24,15 @@ def test_set_and_get_num_threads():
 
 @pytest.mark.parametrize(
     "bad, error",
-    [(0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError)],
+    [
+        (0, ValueError),
+        (-2, ValueError),
+        (10**6, ValueError),
+        (2**31, ValueError),
+        (True, TypeError),
+        (1.5, TypeError),
+        ("2", TypeError),
+    ],
 )
 def test_set_num_threads_rejects_bad_counts(bad, error):
     with pytest.raises(error, match="`n`"):
@@ -71,3 +79,13 @@ def test_threadpoolctl_sees_and_limits_the_openmp_pool():
     assert "openmp" in apis
     with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
         assert gdcore.get_num_threads() == 1
+
+
+def test_runtime_thread_counts_are_capped():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    limit = 4 * (os.cpu_count() or 1)
+    with threadpoolctl.threadpool_limits(limits=100000, user_api="openmp"):
+        assert gdcore.get_num_threads() <= limit
+        p = np.zeros(1 << 20)
+        optim.SGD([p], lr=1.0).step([np.ones_like(p)])
+    assert (p == -1.0).all()

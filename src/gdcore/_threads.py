@@ -13,7 +13,8 @@ def set_num_threads(n: int | None) -> None:
     Parameters
     ----------
     n : int or None
-        A positive count, applied to kernels started from any Python thread. ``None``
+        A count from 1 to four times the number of processors, applied to kernels
+        started from any Python thread. ``None``
         returns to the default: the OpenMP runtime's count for the calling thread,
         which ``OMP_NUM_THREADS`` and ``threadpoolctl`` control.
 
@@ -22,17 +23,20 @@ def set_num_threads(n: int | None) -> None:
     TypeError
         If `n` is not an integer or None.
     ValueError
-        If `n` is smaller than 1.
+        If `n` is smaller than 1 or larger than four threads per processor.
     """
     if n is None:
         _core._set_num_threads(0)
         return
+    if isinstance(n, bool):
+        raise TypeError("`n` must be an int or None, got bool")
     try:
         count = operator.index(n)
     except TypeError:
         raise TypeError(f"`n` must be an int or None, got {type(n).__name__}") from None
-    if count < 1:
-        raise ValueError(f"`n` must be at least 1, got {count}")
+    limit = _core._max_threads()
+    if not 1 <= count <= limit:
+        raise ValueError(f"`n` must be between 1 and {limit}, got {count}")
     _core._set_num_threads(count)
 
 

@@ -11,6 +11,9 @@
 /* Threads a parallel region of the calling thread should use (>= 1). */
 int gd_num_threads(void);
 
+/* Largest count a region uses: 4 threads per processor (1 without OpenMP). */
+int gd_max_threads(void);
+
 /* Set the library-wide count; n <= 0 returns to following the OpenMP runtime. */
 void gd_set_num_threads(int n);
 

@@ -2,6 +2,7 @@
 
 cdef extern from "threads.h":
     int gd_num_threads() noexcept nogil
+    int gd_max_threads() noexcept nogil
     void gd_set_num_threads(int n) noexcept nogil
     int gd_user_num_threads() noexcept nogil
     int gd_have_openmp() noexcept nogil
@@ -15,6 +16,11 @@ def _set_num_threads(int n):
 def _get_num_threads():
     """Threads a parallel region started from the calling thread would use."""
     return gd_num_threads()
+
+
+def _max_threads():
+    """Largest thread count a kernel uses (4 per processor)."""
+    return gd_max_threads()
 
 
 def _user_num_threads():

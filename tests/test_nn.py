@@ -503,3 +503,45 @@ def test_read_only_and_strided_inputs():
     for data in (X, fortran, wide[:, ::2]):
         assert model.loss_and_grad(data, y)[0] == pytest.approx(expected, rel=1e-12)
         np.testing.assert_allclose(model.flat_grads, ref.flat_grads, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("how", ["deepcopy", "copy", "pickle"])
+def test_copied_model_keeps_views_and_trains(backend, how):
+    import copy
+    import pickle
+
+    cls = nn.MLP if backend == "compiled" else reference.MLP
+    model = cls([3, 6, 3], activation="tanh", dtype=np.float32, seed=4)
+    clone = {
+        "deepcopy": copy.deepcopy,
+        "copy": copy.copy,
+        "pickle": lambda m: pickle.loads(pickle.dumps(m)),
+    }[how](model)
+    assert type(clone) is cls and clone.dtype == np.float32 and clone.seed == 4
+    np.testing.assert_array_equal(clone.flat_params, model.flat_params)
+    assert not np.shares_memory(clone.flat_params, model.flat_params)
+    for p, g in zip(clone.params, clone.grads, strict=True):
+        assert np.shares_memory(p, clone.flat_params)
+        assert np.shares_memory(g, clone.flat_grads)
+    X = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    y = np.arange(20) % 3
+    before = model.flat_params.copy()
+    loss, grads = clone.loss_and_grad(X, y)
+    assert np.any(clone.flat_grads != 0)
+    clone.flat_params -= 0.5 * clone.flat_grads
+    assert clone.loss(X, y) < loss
+    np.testing.assert_array_equal(model.flat_params, before)
+
+
+def test_compiled_model_is_safe_to_share_between_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = nn.MLP([16, 64, 4], seed=0)
+    rng = np.random.default_rng(1)
+    inputs = [rng.normal(size=(n, 16)) for n in (5, 300, 40, 1000) * 15]
+    expected = [model.forward(X) for X in inputs]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(model.forward, inputs))
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(got, want)

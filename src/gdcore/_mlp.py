@@ -326,6 +326,11 @@ class MLPBase:
                 f"more than the limit {_INT32_MAX}"
             )
 
+    def __reduce__(self):
+        """Pickle and copy by rebuilding the buffers, so params stay views."""
+        args = (self.layer_sizes, self.activation, self.loss_name, self.dtype)
+        return (_rebuild, (type(self), args, self.seed, self.flat_params.copy()))
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({list(self.layer_sizes)!r}, "
@@ -345,3 +350,11 @@ class MLPBase:
     def _jacobian(self, X: np.ndarray) -> np.ndarray:
         """Jacobian for a checked `X`."""
         raise NotImplementedError
+
+
+def _rebuild(cls, args, seed, flat_params):
+    """A model of class `cls` built from `args` holding the weights `flat_params`."""
+    model = cls(*args, seed=0)
+    model.seed = seed
+    model.flat_params[...] = flat_params
+    return model

@@ -41,4 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print(f"gdcore {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OverflowError, MemoryError, OSError) as exc:
+        # What the arguments led to (a value out of range, a network too large for
+        # memory): one line, as for the errors found while parsing.
+        print(f"gdcore {args.command}: error: {exc}", file=sys.stderr)
+        return 2

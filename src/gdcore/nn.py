@@ -10,6 +10,8 @@ arrives.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from gdcore import _core, optim
@@ -46,6 +48,9 @@ class MLP(MLPBase):
         self._codes = (ACTIVATIONS.index(self.activation), LOSSES.index(self.loss_name))
         self._work = np.empty(0, dtype=np.float64)
         self._work_rows = 0
+        # The workspace and gradient buffer are shared by every call on this model,
+        # and the compiled calls release the GIL: one call at a time per model.
+        self._lock = threading.Lock()
 
     def _workspace(self, n: int) -> np.ndarray:
         """Workspace for a batch of `n` rows; grows, never shrinks."""
@@ -59,29 +64,36 @@ class MLP(MLPBase):
 
     def _forward(self, X: np.ndarray) -> np.ndarray:
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-        work = self._workspace(X.shape[0])
-        _core._mlp_forward(self._sizes, *self._codes, self.flat_params, X, work, out)
+        with self._lock:
+            work = self._workspace(X.shape[0])
+            _core._mlp_forward(
+                self._sizes, *self._codes, self.flat_params, X, work, out
+            )
         return out
 
     def _loss_and_grad(self, X: np.ndarray, y: np.ndarray, need_grad: bool) -> float:
         ce = self.loss_name == "cross_entropy"
         labels, targets = (y, None) if ce else (None, y)
-        return _core._mlp_loss_grad(
-            self._sizes,
-            *self._codes,
-            self.flat_params,
-            X,
-            labels,
-            targets,
-            self.flat_grads if need_grad else None,
-            self._workspace(X.shape[0]),
-        )
+        with self._lock:
+            return _core._mlp_loss_grad(
+                self._sizes,
+                *self._codes,
+                self.flat_params,
+                X,
+                labels,
+                targets,
+                self.flat_grads if need_grad else None,
+                self._workspace(X.shape[0]),
+            )
 
     def _jacobian(self, X: np.ndarray) -> np.ndarray:
         n = X.shape[0]
         jac = np.empty((n * self.n_outputs, self.n_params), dtype=self.dtype)
-        work = self._workspace(n)
-        _core._mlp_jacobian(self._sizes, *self._codes, self.flat_params, X, work, jac)
+        with self._lock:
+            work = self._workspace(n)
+            _core._mlp_jacobian(
+                self._sizes, *self._codes, self.flat_params, X, work, jac
+            )
         return jac
 
     def _train_epoch(
@@ -125,21 +137,22 @@ class MLP(MLPBase):
         if n_batches == 0:
             return losses, 0, 0
         ce = self.loss_name == "cross_entropy"
-        n_done, code = _core._mlp_epoch(
-            self._sizes,
-            *self._codes,
-            X,
-            y if ce else None,
-            None if ce else y,
-            order,
-            batch_size,
-            self.flat_params,
-            self.flat_grads,
-            optimizer._c_hyper(),
-            *state,
-            self._workspace(batch_size),
-            losses,
-        )
+        with self._lock:
+            n_done, code = _core._mlp_epoch(
+                self._sizes,
+                *self._codes,
+                X,
+                y if ce else None,
+                None if ce else y,
+                order,
+                batch_size,
+                self.flat_params,
+                self.flat_grads,
+                optimizer._c_hyper(),
+                *state,
+                self._workspace(batch_size),
+                losses,
+            )
         optimizer._advance(n_done)
         return losses, n_done, code
 

@@ -140,7 +140,7 @@ class Quadratic(Problem):
         Parameters
         ----------
         kappa : float
-            Condition number, ``kappa >= 1``.
+            Condition number, ``1 <= kappa <= 1e12``.
         dim : int
             Dimension, ``dim >= 2`` (``dim == 1`` is allowed when ``kappa == 1``).
         seed : int or numpy.random.Generator, optional
@@ -156,8 +156,10 @@ class Quadratic(Problem):
         """
         if isinstance(kappa, bool) or not isinstance(kappa, numbers.Real):
             raise TypeError(f"`kappa` must be a real number, got {kappa!r}")
-        if not (1.0 <= kappa < np.inf):
-            raise ValueError(f"`kappa` must be finite and >= 1, got {kappa}")
+        # Beyond 1e12 rounding of the rotated Hessian (about eps * kappa relative to
+        # lambda_min) would blur the smallest eigenvalue, and the quadratic with it.
+        if not (1.0 <= kappa <= 1e12):
+            raise ValueError(f"`kappa` must be in [1, 1e12], got {kappa}")
         if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
             raise TypeError(f"`dim` must be an int, got {dim!r}")
         if dim < 1 or (dim == 1 and kappa != 1.0):

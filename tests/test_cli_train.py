@@ -30,8 +30,22 @@ def test_train_on_digits_with_defaults_reaches_95_percent(capsys):
 
 def test_train_quiet_sgd_full_batch(capsys):
     pytest.importorskip("sklearn")
-    args = ["train", "-q", "--optimizer", "sgd", "--lr", "0.5", "--momentum", "0.9",
-            "--batch-size", "full", "--epochs", "40", "--hidden", "32"]
+    args = [
+        "train",
+        "-q",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.5",
+        "--momentum",
+        "0.9",
+        "--batch-size",
+        "full",
+        "--epochs",
+        "40",
+        "--hidden",
+        "32",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "epoch " not in out
@@ -55,8 +69,20 @@ def test_train_on_a_csv_with_header_and_named_labels(tmp_path, capsys):
         f"{r[0]},{lab},{r[1]},{r[2]}" for r, lab in zip(X, names, strict=True)
     ]
     path.write_text("\n".join(lines) + "\n")
-    code = main(["train", "-q", "--data", str(path), "--label-column", "label",
-                 "--epochs", "60", "--lr", "0.01"])
+    code = main(
+        [
+            "train",
+            "-q",
+            "--data",
+            str(path),
+            "--label-column",
+            "label",
+            "--epochs",
+            "60",
+            "--lr",
+            "0.01",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert _summary_value(out, "data") == "data.csv: 96 train / 24 test"
@@ -70,9 +96,27 @@ def test_train_on_npz_with_test_split_and_mse(tmp_path, capsys):
     y = X @ np.array([2.0, -1.0]) + 0.5
     path = tmp_path / "reg.npz"
     np.savez(path, X=X[:150], y=y[:150], X_test=X[150:], y_test=y[150:])
-    code = main(["train", "-q", "--data", str(path), "--loss", "mse", "--hidden",
-                 "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "full",
-                 "--epochs", "300", "--activation", "identity"])
+    code = main(
+        [
+            "train",
+            "-q",
+            "--data",
+            str(path),
+            "--loss",
+            "mse",
+            "--hidden",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--batch-size",
+            "full",
+            "--epochs",
+            "300",
+            "--activation",
+            "identity",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert _summary_value(out, "data") == "reg.npz: 150 train / 50 test"
@@ -90,8 +134,9 @@ def test_train_on_npz_with_test_split_and_mse(tmp_path, capsys):
         ("not a zip", ".npz", "cannot read"),
     ],
 )
-def test_bad_data_files_give_one_line_errors(tmp_path, capsys, content, suffix,
-                                             message):
+def test_bad_data_files_give_one_line_errors(
+    tmp_path, capsys, content, suffix, message
+):
     path = tmp_path / f"data{suffix}"
     if content is not None:
         path.write_text(content)
@@ -155,3 +200,68 @@ def test_bad_run_options_are_one_line_errors(argv, message, capsys):
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--optimizer", "adam", "--nesterov"], "--optimizer adam takes no --nesterov"),
+        (["--optimizer", "sgd", "--betas", "0.9", "0.99"], "sgd takes no --betas"),
+        (["--optimizer", "lm", "--loss", "mse", "--lr", "0.1"], "lm takes no --lr"),
+        (["--label-column", "3"], "--label-column applies to CSV data files only"),
+    ],
+)
+def test_options_that_do_not_apply_are_errors(argv, message, capsys):
+    pytest.importorskip("sklearn")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "-q", *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_empty_csv_label_is_an_error(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("1,2,a\n3,4,\n5,6,b\n")
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(path)])
+    assert "d.csv, line 2: the label is empty" in capsys.readouterr().err
+
+
+def test_overflowing_features_are_an_error(tmp_path, capsys):
+    path = tmp_path / "big.csv"
+    rows = [f"{(-1) ** i * 1e300},{i % 2}" for i in range(10)]
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(path)])
+    assert "too large to standardise" in capsys.readouterr().err
+
+
+def test_too_many_threads_is_a_one_line_error(capsys):
+    pytest.importorskip("sklearn")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "-q", "--epochs", "1", "--threads", "100000"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --threads: `n` must be between 1 and" in err
+    assert "Traceback" not in err
+
+
+def test_interrupt_and_memory_errors_end_in_one_line(monkeypatch, capsys):
+    pytest.importorskip("sklearn")
+    from gdcore import train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "fit", interrupted)
+    assert main(["train", "-q"]) == 130
+    assert capsys.readouterr().err == "gdcore train: interrupted\n"
+
+    def too_big(*args, **kwargs):
+        raise MemoryError("Unable to allocate 149. GiB")
+
+    monkeypatch.setattr(train, "fit", too_big)
+    assert main(["train", "-q"]) == 2
+    assert (
+        capsys.readouterr().err == "gdcore train: error: Unable to allocate 149. GiB\n"
+    )

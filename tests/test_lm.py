@@ -407,3 +407,16 @@ def test_train_fit_dispatches_to_lm():
     assert history.loss == expected.loss
     assert history.epochs == expected.epochs == 15
     np.testing.assert_array_equal(via_fit.flat_params, direct.flat_params)
+
+
+def test_complex_or_changing_residuals_are_rejected():
+    with pytest.raises(TypeError, match="`residuals` must return real numbers"):
+        least_squares(lambda b: b + 1j, [1.0])
+    calls = []
+
+    def shrinking(b):
+        calls.append(1)
+        return np.ones(3 if len(calls) == 1 else 2) * b[0]
+
+    with pytest.raises(ValueError, match=r"`residuals` returned shape \(2,\)"):
+        least_squares(shrinking, [1.0])

@@ -120,8 +120,9 @@ def test_missing_trajectory_is_explained():
             ValueError,
             r"shape \(k, 2\)",
         ),
-        (lambda: plot.trajectories(Rosenbrock(), {}), TypeError, "non-empty dict"),
-        (lambda: plot.loss_curves([1.0, 2.0]), TypeError, "non-empty dict"),
+        (lambda: plot.trajectories(Rosenbrock(), {}), ValueError, "at least one run"),
+        (lambda: plot.loss_curves({}), ValueError, "at least one run"),
+        (lambda: plot.loss_curves([1.0, 2.0]), TypeError, "must be a dict"),
         (lambda: plot.loss_curves({"a": np.ones((2, 2))}), ValueError, "1-D"),
         (
             lambda: plot.learning_rates(Rosenbrock(), SGD, []),

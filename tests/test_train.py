@@ -245,6 +245,10 @@ def test_bad_arguments_are_named_and_leave_the_model_alone():
         fit(model, X, y, opt, epochs=1, sampling="bootstrap")
     with pytest.raises(ValueError, match="`tol`"):
         fit(model, X, y, opt, epochs=1, tol=-1.0)
+    with pytest.raises(TypeError, match="`tol`"):
+        fit(model, X, y, opt, epochs=1, tol=True)
+    with pytest.raises(ValueError, match="`X` holds NaN"):
+        fit(model, np.where(X > 2, np.nan, X), y, opt, epochs=1)
     with pytest.raises(ValueError, match="`engine`"):
         fit(model, X, y, opt, epochs=1, engine="gpu")
     other = MLP([4, 5, 3], seed=0)
@@ -279,3 +283,17 @@ def test_auto_engine_runs_a_compiled_model_with_a_reference_optimizer():
         )
         results.append(model.flat_params.copy())
     np.testing.assert_array_equal(*results)
+
+
+def test_non_finite_targets_are_rejected_before_training():
+    model = MLP([2, 1], activation="identity", loss="mse", seed=0)
+    before = model.flat_params.copy()
+    with pytest.raises(ValueError, match="`y` holds NaN or infinite"):
+        fit(
+            model,
+            np.ones((3, 2)),
+            [1.0, np.inf, 0.0],
+            optim.SGD(model.params, lr=0.1),
+            epochs=1,
+        )
+    np.testing.assert_array_equal(model.flat_params, before)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -114,11 +115,12 @@ def add_data_arguments(parser: argparse.ArgumentParser, title: str = "data") -> 
         "--data",
         type=Path,
         help="CSV file (one sample a row, optional header) or .npz with arrays X and "
-        "y (and optionally X_test, y_test)",
+        "y (and optionally X_test, y_test). For cross_entropy every distinct label "
+        "value (as text in a CSV) is a class, numbered in sorted order; for mse the "
+        "labels must be numbers",
     )
     data.add_argument(
         "--label-column",
-        default="-1",
         help="CSV label column: a header name or a 0-based index (default: last)",
     )
     data.add_argument(
@@ -184,7 +186,10 @@ def run_train(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as exc:
         args.parser.error(str(exc))
     if args.threads is not None:
-        gdcore.set_num_threads(args.threads)
+        try:
+            gdcore.set_num_threads(args.threads)
+        except ValueError as exc:
+            args.parser.error(f"argument --threads: {exc}")
     dtype = np.dtype(args.dtype)
     n_out = n_outputs(data, args.loss)
     sizes = [data.X_train.shape[1], *args.hidden, n_out]
@@ -227,21 +232,31 @@ def parse_batch_size(text: str) -> int | None:
 
 def _make_optimizer(optim, model, args: argparse.Namespace):
     """Build the optimizer named by --optimizer with the hyperparameters given."""
-    if args.optimizer == "lm":
-        if args.loss != "mse":
-            raise ValueError("--optimizer lm needs --loss mse (least squares)")
-        return "lm"
     kwargs = {
         name: getattr(args, name)
         for name in HYPERPARAMETERS
         if getattr(args, name) is not None
     }
+    if args.optimizer == "lm":
+        if args.loss != "mse":
+            raise ValueError("--optimizer lm needs --loss mse (least squares)")
+        if kwargs:
+            raise ValueError(f"--optimizer lm takes no {_options(kwargs)}")
+        return "lm"
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
     cls = getattr(optim, OPTIMIZERS[args.optimizer])
+    unknown = set(kwargs) - set(inspect.signature(cls).parameters)
+    if unknown:
+        raise ValueError(f"--optimizer {args.optimizer} takes no {_options(unknown)}")
     if args.optimizer == "sgd":
         kwargs.setdefault("lr", 0.01)
     return cls(model.params, **kwargs)
+
+
+def _options(names) -> str:
+    """Hyperparameter names as the command-line options that set them."""
+    return ", ".join(sorted("--" + name.replace("_", "-") for name in names))
 
 
 def n_outputs(data: Dataset, loss: str) -> int:
@@ -312,6 +327,9 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     """Load, split and standardise the data named by the arguments."""
     if not (0.0 <= args.test_size < 1.0):
         raise ValueError(f"--test-size must be in [0, 1), got {args.test_size}")
+    is_csv = args.data is not None and args.data.suffix.lower() in (".csv", ".txt")
+    if args.label_column is not None and not is_csv:
+        raise DataError("--label-column applies to CSV data files only")
     if args.data is None:
         name, X, y, X_test, y_test = "digits", *_load_digits(), None, None
     else:
@@ -326,8 +344,14 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     if X_test is None:
         X, y, X_test, y_test = _split(X, y, args.test_size, args.seed)
     if not args.no_standardize:
-        mean = X.mean(axis=0)
-        scale = X.std(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = X.mean(axis=0)
+            scale = X.std(axis=0)
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+            raise DataError(
+                "feature values too large to standardise (their variance overflows);"
+                " rescale them or pass --no-standardize"
+            )
         scale[scale == 0] = 1.0
         X = (X - mean) / scale
         X_test = (X_test - mean) / scale
@@ -392,6 +416,8 @@ def _as_features(a: np.ndarray, key: str, name: str) -> np.ndarray:
     """A finite 2-D float array, or DataError."""
     if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
         raise DataError(f"{name}: {key} must be a non-empty 2-D array, got {a.shape}")
+    if a.dtype.kind == "c":
+        raise DataError(f"{name}: {key} holds complex numbers")
     try:
         a = a.astype(np.float64)
     except (TypeError, ValueError):
@@ -433,6 +459,10 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
     col = _label_index(label_column, header, width, path.name)
     cells = np.array(rows, dtype=object)
     labels = np.array([c.strip() for c in cells[:, col]])
+    empty = np.flatnonzero(labels == "")
+    if empty.size:
+        line = empty[0] + 1 + (header is not None)
+        raise DataError(f"{path.name}, line {line}: the label is empty")
     features = np.delete(cells, col, axis=1)
     try:
         X = features.astype(np.float64)
@@ -461,8 +491,10 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _label_index(label_column: str, header, width: int, name: str) -> int:
-    """Resolve --label-column to a column index."""
+def _label_index(label_column: str | None, header, width: int, name: str) -> int:
+    """Resolve --label-column (None: the last column) to a column index."""
+    if label_column is None:
+        return width - 1
     try:
         index = int(label_column)
     except ValueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import math
 import numbers
@@ -218,6 +219,10 @@ def minimize(
         )
     x = real_vector(x0, "x0", keep_float32=True)
     cls = resolve_optimizer(optimizer)
+    try:
+        inspect.signature(cls).bind([x], **hyperparameters)
+    except TypeError as exc:
+        raise TypeError(f"hyperparameters of {cls.__name__}: {exc}") from None
     opt = cls([x], **hyperparameters)
     objective = _Objective(fun, grad, x)
     result = _run(objective, opt, x, max_iter, tol, callback, return_trajectory)

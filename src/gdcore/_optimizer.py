@@ -30,8 +30,14 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-def _check_real(name: str, value: object, *, low: float = 0.0,
-                high: float | None = None, low_open: bool = False) -> float:
+def _check_real(
+    name: str,
+    value: object,
+    *,
+    low: float = 0.0,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float:
     """Return `value` as float after checking low <= value (< high), finite."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {_describe(value)}")
@@ -66,20 +72,26 @@ def _check_params(params: object) -> tuple[np.ndarray, ...]:
     """Validate the arrays an optimizer updates; return them as a tuple."""
     if isinstance(params, np.ndarray) or not isinstance(params, Sequence):
         raise TypeError(
-            "`params` must be a list of numpy arrays, got " + _describe(params))
+            "`params` must be a list of numpy arrays, got " + _describe(params)
+        )
     params = tuple(params)
     if not params:
         raise ValueError("`params` is an empty list")
     for i, p in enumerate(params):
         if not isinstance(p, np.ndarray):
             raise TypeError(
-                f"`params[{i}]` must be a numpy.ndarray, got {_describe(p)}")
+                f"`params[{i}]` must be a numpy.ndarray, got {_describe(p)}"
+            )
         if p.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"`params[{i}]` must have dtype float32 or float64 (native "
-                            f"byte order), got {p.dtype}")
+            raise TypeError(
+                f"`params[{i}]` must have dtype float32 or float64 (native "
+                f"byte order), got {p.dtype}"
+            )
         if p.dtype != params[0].dtype:
-            raise TypeError(f"`params[{i}]` has dtype {p.dtype}, but `params[0]` has "
-                            f"{params[0].dtype}: use one dtype per optimizer")
+            raise TypeError(
+                f"`params[{i}]` has dtype {p.dtype}, but `params[0]` has "
+                f"{params[0].dtype}: use one dtype per optimizer"
+            )
         if not (p.flags.c_contiguous and p.flags.aligned):
             raise ValueError(f"`params[{i}]` must be C-contiguous and aligned")
         if not p.flags.writeable:
@@ -96,43 +108,55 @@ def _check_no_overlap(params: tuple[np.ndarray, ...]) -> None:
             raise ValueError(f"`params[{i}]` and `params[{j}]` share memory")
 
 
-def _check_grads(params: tuple[np.ndarray, ...], addresses: tuple[int, ...],
-                 grads: object) -> None:
+def _check_grads(
+    params: tuple[np.ndarray, ...], addresses: tuple[int, ...], grads: object
+) -> None:
     """Validate one step's grads (and that params are still usable) before any write."""
     if not isinstance(grads, list | tuple):
         raise TypeError(
-            f"`grads` must be a list of numpy arrays, got {_describe(grads)}")
+            f"`grads` must be a list of numpy arrays, got {_describe(grads)}"
+        )
     if len(grads) != len(params):
-        raise ValueError(f"`grads` has {len(grads)} arrays, expected {len(params)} "
-                         "(one per param)")
+        raise ValueError(
+            f"`grads` has {len(grads)} arrays, expected {len(params)} (one per param)"
+        )
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
         if not isinstance(g, np.ndarray):
             raise TypeError(f"`grads[{i}]` must be a numpy.ndarray, got {_describe(g)}")
         if g.dtype != p.dtype:
-            raise TypeError(f"`grads[{i}]` must have dtype {p.dtype} (native byte "
-                            f"order) like the params, got {g.dtype}")
+            raise TypeError(
+                f"`grads[{i}]` must have dtype {p.dtype} (native byte "
+                f"order) like the params, got {g.dtype}"
+            )
         if g.shape != p.shape:
-            raise ValueError(f"`grads[{i}]` has shape {g.shape}, expected {p.shape} "
-                             f"(the shape of `params[{i}]`)")
+            raise ValueError(
+                f"`grads[{i}]` has shape {g.shape}, expected {p.shape} "
+                f"(the shape of `params[{i}]`)"
+            )
         if not (g.flags.c_contiguous and g.flags.aligned):
             raise ValueError(f"`grads[{i}]` must be C-contiguous and aligned")
         if not p.flags.writeable:
             raise ValueError(f"`params[{i}]` has become read-only")
         if p.ctypes.data != addresses[i]:
-            raise ValueError(f"`params[{i}]` was reallocated since the optimizer was "
-                             "created")
+            raise ValueError(
+                f"`params[{i}]` was reallocated since the optimizer was created"
+            )
 
 
-def _check_state_list(name: str, params: tuple[np.ndarray, ...],
-                      arrays: object) -> list[np.ndarray]:
+def _check_state_list(
+    name: str, params: tuple[np.ndarray, ...], arrays: object
+) -> list[np.ndarray]:
     """Validate a functional step's state list: one writeable array per param."""
     if not isinstance(arrays, list | tuple) or len(arrays) != len(params):
-        raise ValueError(f"`{name}` must be a list of {len(params)} arrays (one per "
-                         f"param), got {_describe(arrays)}")
+        raise ValueError(
+            f"`{name}` must be a list of {len(params)} arrays (one per "
+            f"param), got {_describe(arrays)}"
+        )
     for i, (p, s) in enumerate(zip(params, arrays, strict=True)):
         if not isinstance(s, np.ndarray) or s.dtype != p.dtype:
-            raise TypeError(f"`{name}[{i}]` must be a {p.dtype} array, got "
-                            f"{_describe(s)}")
+            raise TypeError(
+                f"`{name}[{i}]` must be a {p.dtype} array, got {_describe(s)}"
+            )
         if s.shape != p.shape:
             raise ValueError(f"`{name}[{i}]` has shape {s.shape}, expected {p.shape}")
         if not (s.flags.c_contiguous and s.flags.aligned and s.flags.writeable):
@@ -206,27 +230,43 @@ class _Optimizer:
     def _allocate_state(self) -> None:
         total = sum(self._sizes)
         names = self._active_state()
-        self._flat = {name: np.full(total, self._initial_value(), dtype=self._dtype)
-                      for name in names}
+        self._flat = {
+            name: np.full(total, self._initial_value(), dtype=self._dtype)
+            for name in names
+        }
         self._views = [{} for _ in self._params]
         offset = 0
         for i, p in enumerate(self._params):
             for name in names:
                 flat = self._flat[name]
-                self._views[i][name] = flat[offset:offset + p.size].reshape(p.shape)
+                self._views[i][name] = flat[offset : offset + p.size].reshape(p.shape)
             offset += p.size
 
     def _flat_state(self) -> tuple[np.ndarray | None, ...]:
         """The flat state buffers (s0, s1, s2) of the C kernel, None where unused."""
-        return tuple(self._flat.get(name) if name else None
-                     for name in self._state_slots)
+        return tuple(
+            self._flat.get(name) if name else None for name in self._state_slots
+        )
 
     def _c_hyper(self) -> dict:
         """This optimizer as the fields of the C struct gd_hyper."""
-        fields = dict(kind=0, lr=0.0, weight_decay=0.0, momentum=0.0, dampening=0.0,
-                      nesterov=0, beta1=0.0, beta2=0.0, eps=0.0, amsgrad=0,
-                      decoupled=0, alpha=0.0, centered=0, lr_decay=0.0,
-                      step=self._step_count)
+        fields = dict(
+            kind=0,
+            lr=0.0,
+            weight_decay=0.0,
+            momentum=0.0,
+            dampening=0.0,
+            nesterov=0,
+            beta1=0.0,
+            beta2=0.0,
+            eps=0.0,
+            amsgrad=0,
+            decoupled=0,
+            alpha=0.0,
+            centered=0,
+            lr_decay=0.0,
+            step=self._step_count,
+        )
         fields.update(self._c_fields())
         return fields
 
@@ -286,10 +326,13 @@ class _Optimizer:
             If the dict does not match this optimizer's params (count, shapes, dtype),
             has missing or unknown keys, or holds invalid hyperparameters.
         """
-        if not isinstance(state_dict, dict) or set(state_dict) != {"state",
-                                                                   "param_groups"}:
-            raise ValueError("`state_dict` must be a dict with keys 'state' and "
-                             "'param_groups'")
+        if not isinstance(state_dict, dict) or set(state_dict) != {
+            "state",
+            "param_groups",
+        }:
+            raise ValueError(
+                "`state_dict` must be a dict with keys 'state' and 'param_groups'"
+            )
         hyper = self._load_group(state_dict["param_groups"])
         old_hyper, self._hyper = self._hyper, hyper
         try:
@@ -311,17 +354,24 @@ class _Optimizer:
 
     def _load_group(self, groups: object) -> dict:
         """Validated hyperparameters of a saved param_groups list."""
-        if not isinstance(groups, list) or len(groups) != 1 or not isinstance(
-                groups[0], dict):
+        if (
+            not isinstance(groups, list)
+            or len(groups) != 1
+            or not isinstance(groups[0], dict)
+        ):
             raise ValueError("`param_groups` must be a list holding one dict")
         group = dict(groups[0])
         indices = group.pop("params", None)
         if indices != list(range(len(self._params))):
-            raise ValueError(f"`param_groups[0]['params']` must be "
-                             f"{list(range(len(self._params)))}, got {indices!r:.80}")
+            raise ValueError(
+                f"`param_groups[0]['params']` must be "
+                f"{list(range(len(self._params)))}, got {indices!r:.80}"
+            )
         if set(group) != set(self._hyper):
-            raise ValueError(f"`param_groups[0]` has keys {sorted(group)}, expected "
-                             f"{sorted(self._hyper)}")
+            raise ValueError(
+                f"`param_groups[0]` has keys {sorted(group)}, expected "
+                f"{sorted(self._hyper)}"
+            )
         return self._validate_hyper(**group)
 
     def _load_state(self, state: object, names: tuple[str, ...]) -> tuple[int, dict]:
@@ -331,28 +381,38 @@ class _Optimizer:
         if not state:
             return 0, {}
         if set(state) != set(range(len(self._params))):
-            raise ValueError(f"`state` has keys {sorted(state, key=str)!r:.80}, "
-                             f"expected 0..{len(self._params) - 1}")
+            raise ValueError(
+                f"`state` has keys {sorted(state, key=str)!r:.80}, "
+                f"expected 0..{len(self._params) - 1}"
+            )
         steps, arrays = set(), {}
         for i, p in enumerate(self._params):
             entry = state[i]
             if not isinstance(entry, dict) or set(entry) != {"step", *names}:
                 keys = sorted(entry) if isinstance(entry, dict) else entry
-                raise ValueError(f"`state[{i}]` has keys {keys!r:.80}, expected "
-                                 f"{sorted(['step', *names])}")
+                raise ValueError(
+                    f"`state[{i}]` has keys {keys!r:.80}, expected "
+                    f"{sorted(['step', *names])}"
+                )
             steps.add(_check_step_value(entry["step"]))
             for name in names:
                 array = entry[name]
                 if not isinstance(array, np.ndarray) or array.dtype != self._dtype:
-                    raise TypeError(f"`state[{i}][{name!r}]` must be a {self._dtype} "
-                                    f"array, got {_describe(array)}")
+                    raise TypeError(
+                        f"`state[{i}][{name!r}]` must be a {self._dtype} "
+                        f"array, got {_describe(array)}"
+                    )
                 if array.shape != p.shape:
-                    raise ValueError(f"`state[{i}][{name!r}]` has shape {array.shape}, "
-                                     f"expected {p.shape}")
+                    raise ValueError(
+                        f"`state[{i}][{name!r}]` has shape {array.shape}, "
+                        f"expected {p.shape}"
+                    )
             arrays[i] = {name: entry[name] for name in names}
         if len(steps) != 1:
-            raise ValueError(f"`state` holds different steps {sorted(steps)}; gdcore "
-                             "keeps one step count for all params")
+            raise ValueError(
+                f"`state` holds different steps {sorted(steps)}; gdcore "
+                "keeps one step count for all params"
+            )
         return steps.pop(), arrays
 
 
@@ -417,21 +477,37 @@ class _SGDBase(_Optimizer):
 
     _state_slots = ("momentum_buffer", None, None)
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float, momentum: float = 0.0,
-                 dampening: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False) -> None:
-        super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
-                         weight_decay=weight_decay, nesterov=nesterov)
+    def __init__(
+        self,
+        params: Sequence[np.ndarray],
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+        )
 
     def _validate_hyper(self, *, lr, momentum, dampening, weight_decay, nesterov):
-        hyper = dict(lr=_check_real("lr", lr),
-                     momentum=_check_real("momentum", momentum),
-                     dampening=_check_real("dampening", dampening, low=-math.inf),
-                     weight_decay=_check_real("weight_decay", weight_decay),
-                     nesterov=_check_bool("nesterov", nesterov))
+        hyper = dict(
+            lr=_check_real("lr", lr),
+            momentum=_check_real("momentum", momentum),
+            dampening=_check_real("dampening", dampening, low=-math.inf),
+            weight_decay=_check_real("weight_decay", weight_decay),
+            nesterov=_check_bool("nesterov", nesterov),
+        )
         if hyper["nesterov"] and (hyper["momentum"] <= 0 or hyper["dampening"] != 0):
-            raise ValueError("`nesterov` requires `momentum` > 0 and `dampening` = 0, "
-                             f"got momentum={momentum}, dampening={dampening}")
+            raise ValueError(
+                "`nesterov` requires `momentum` > 0 and `dampening` = 0, "
+                f"got momentum={momentum}, dampening={dampening}"
+            )
         return hyper
 
     def _active_state(self):
@@ -439,9 +515,14 @@ class _SGDBase(_Optimizer):
 
     def _c_fields(self):
         h = self._hyper
-        return dict(kind=_KIND_SGD, lr=h["lr"], momentum=h["momentum"],
-                    dampening=h["dampening"], weight_decay=h["weight_decay"],
-                    nesterov=int(h["nesterov"]))
+        return dict(
+            kind=_KIND_SGD,
+            lr=h["lr"],
+            momentum=h["momentum"],
+            dampening=h["dampening"],
+            weight_decay=h["weight_decay"],
+            nesterov=int(h["nesterov"]),
+        )
 
     momentum = _hyper_property("momentum", "Momentum factor.")
     dampening = _hyper_property("dampening", "Dampening of the momentum.")
@@ -510,17 +591,32 @@ class _AdamBase(_Optimizer):
     _state_slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _decoupled = False
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps,
-                         weight_decay=weight_decay, amsgrad=amsgrad)
+    def __init__(
+        self,
+        params: Sequence[np.ndarray],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+        )
 
     def _validate_hyper(self, *, lr, betas, eps, weight_decay, amsgrad):
-        return dict(lr=_check_real("lr", lr), betas=_check_betas(betas),
-                    eps=_check_real("eps", eps, low_open=True),
-                    weight_decay=_check_real("weight_decay", weight_decay),
-                    amsgrad=_check_bool("amsgrad", amsgrad))
+        return dict(
+            lr=_check_real("lr", lr),
+            betas=_check_betas(betas),
+            eps=_check_real("eps", eps, low_open=True),
+            weight_decay=_check_real("weight_decay", weight_decay),
+            amsgrad=_check_bool("amsgrad", amsgrad),
+        )
 
     def _active_state(self):
         extra = ("max_exp_avg_sq",) if self._hyper["amsgrad"] else ()
@@ -528,9 +624,16 @@ class _AdamBase(_Optimizer):
 
     def _c_fields(self):
         h = self._hyper
-        return dict(kind=_KIND_ADAM, lr=h["lr"], beta1=h["betas"][0],
-                    beta2=h["betas"][1], eps=h["eps"], weight_decay=h["weight_decay"],
-                    amsgrad=int(h["amsgrad"]), decoupled=int(self._decoupled))
+        return dict(
+            kind=_KIND_ADAM,
+            lr=h["lr"],
+            beta1=h["betas"][0],
+            beta2=h["betas"][1],
+            eps=h["eps"],
+            weight_decay=h["weight_decay"],
+            amsgrad=int(h["amsgrad"]),
+            decoupled=int(self._decoupled),
+        )
 
     betas = _hyper_property("betas", "Decay rates of the moment estimates.")
     eps = _hyper_property("eps", "Term added to the denominator.")
@@ -589,11 +692,23 @@ class _AdamWBase(_AdamBase):
 
     _decoupled = True
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps,
-                         weight_decay=weight_decay, amsgrad=amsgrad)
+    def __init__(
+        self,
+        params: Sequence[np.ndarray],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+        )
 
 
 class _RMSpropBase(_Optimizer):
@@ -659,29 +774,55 @@ class _RMSpropBase(_Optimizer):
 
     _state_slots = ("square_avg", "momentum_buffer", "grad_avg")
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-2,
-                 alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-                 momentum: float = 0.0, centered: bool = False) -> None:
-        super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                         momentum=momentum, centered=centered)
+    def __init__(
+        self,
+        params: Sequence[np.ndarray],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+        )
 
     def _validate_hyper(self, *, lr, alpha, eps, weight_decay, momentum, centered):
-        return dict(lr=_check_real("lr", lr), alpha=_check_real("alpha", alpha),
-                    eps=_check_real("eps", eps, low_open=True),
-                    weight_decay=_check_real("weight_decay", weight_decay),
-                    momentum=_check_real("momentum", momentum),
-                    centered=_check_bool("centered", centered))
+        return dict(
+            lr=_check_real("lr", lr),
+            alpha=_check_real("alpha", alpha),
+            eps=_check_real("eps", eps, low_open=True),
+            weight_decay=_check_real("weight_decay", weight_decay),
+            momentum=_check_real("momentum", momentum),
+            centered=_check_bool("centered", centered),
+        )
 
     def _active_state(self):
         h = self._hyper
-        return ("square_avg", *(("momentum_buffer",) if h["momentum"] > 0 else ()),
-                *(("grad_avg",) if h["centered"] else ()))
+        return (
+            "square_avg",
+            *(("momentum_buffer",) if h["momentum"] > 0 else ()),
+            *(("grad_avg",) if h["centered"] else ()),
+        )
 
     def _c_fields(self):
         h = self._hyper
-        return dict(kind=_KIND_RMSPROP, lr=h["lr"], alpha=h["alpha"], eps=h["eps"],
-                    weight_decay=h["weight_decay"], momentum=h["momentum"],
-                    centered=int(h["centered"]))
+        return dict(
+            kind=_KIND_RMSPROP,
+            lr=h["lr"],
+            alpha=h["alpha"],
+            eps=h["eps"],
+            weight_decay=h["weight_decay"],
+            momentum=h["momentum"],
+            centered=int(h["centered"]),
+        )
 
     alpha = _hyper_property("alpha", "Smoothing constant of the squared average.")
     eps = _hyper_property("eps", "Term added to the denominator.")
@@ -746,20 +887,36 @@ class _AdagradBase(_Optimizer):
 
     _state_slots = ("sum", None, None)
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-2,
-                 lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> None:
-        super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                         initial_accumulator_value=initial_accumulator_value, eps=eps)
+    def __init__(
+        self,
+        params: Sequence[np.ndarray],
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ) -> None:
+        super().__init__(
+            params,
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+        )
 
-    def _validate_hyper(self, *, lr, lr_decay, weight_decay, initial_accumulator_value,
-                        eps):
-        return dict(lr=_check_real("lr", lr),
-                    lr_decay=_check_real("lr_decay", lr_decay),
-                    weight_decay=_check_real("weight_decay", weight_decay),
-                    initial_accumulator_value=_check_real(
-                        "initial_accumulator_value", initial_accumulator_value),
-                    eps=_check_real("eps", eps, low_open=True))
+    def _validate_hyper(
+        self, *, lr, lr_decay, weight_decay, initial_accumulator_value, eps
+    ):
+        return dict(
+            lr=_check_real("lr", lr),
+            lr_decay=_check_real("lr_decay", lr_decay),
+            weight_decay=_check_real("weight_decay", weight_decay),
+            initial_accumulator_value=_check_real(
+                "initial_accumulator_value", initial_accumulator_value
+            ),
+            eps=_check_real("eps", eps, low_open=True),
+        )
 
     def _active_state(self):
         return ("sum",)
@@ -769,11 +926,17 @@ class _AdagradBase(_Optimizer):
 
     def _c_fields(self):
         h = self._hyper
-        return dict(kind=_KIND_ADAGRAD, lr=h["lr"], lr_decay=h["lr_decay"],
-                    weight_decay=h["weight_decay"], eps=h["eps"])
+        return dict(
+            kind=_KIND_ADAGRAD,
+            lr=h["lr"],
+            lr_decay=h["lr_decay"],
+            weight_decay=h["weight_decay"],
+            eps=h["eps"],
+        )
 
     lr_decay = _hyper_property("lr_decay", "Learning-rate decay per step.")
     weight_decay = _hyper_property("weight_decay", "L2 penalty added to the gradient.")
     initial_accumulator_value = _hyper_property(
-        "initial_accumulator_value", "Starting value of the squared-gradient sum.")
+        "initial_accumulator_value", "Starting value of the squared-gradient sum."
+    )
     eps = _hyper_property("eps", "Term added to the denominator.")

@@ -56,11 +56,22 @@ class _Counted:
     def __init__(self, fun, args, kwargs):
         self.fun, self.args, self.kwargs = fun, args, kwargs
         self.nfev = 0
+        self.shape = None
 
     def __call__(self, x):
         self.nfev += 1
-        r = np.atleast_1d(self.fun(x.copy(), *self.args, **self.kwargs))
-        return np.asarray(r, dtype=np.float64)
+        r = np.atleast_1d(np.asarray(self.fun(x.copy(), *self.args, **self.kwargs)))
+        if r.dtype.kind not in "biuf":
+            raise TypeError(
+                f"`residuals` must return real numbers, got dtype {r.dtype}"
+            )
+        if self.shape is None:
+            self.shape = r.shape
+        elif r.shape != self.shape:
+            raise ValueError(
+                f"`residuals` returned shape {r.shape}, earlier {self.shape}"
+            )
+        return r.astype(np.float64, copy=False)
 
 
 def _fd_steps(x, rel):
@@ -705,6 +716,7 @@ def curve_fit(
 
     jac_fn = jac
     if callable(jac):
+
         def jac_fn(p):
             return np.asarray(jac(xdata, *p), dtype=np.float64) * weight[:, None]
 

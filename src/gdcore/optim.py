@@ -53,16 +53,27 @@ from gdcore._optimizer import (
     _SGDBase,
 )
 
-__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
-           "sgd", "adam", "adamw", "rmsprop", "adagrad"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "sgd",
+    "adam",
+    "adamw",
+    "rmsprop",
+    "adagrad",
+]
 
 
 class _Fused:
     """Step of the compiled backend: one `_core._FusedStep` call per step."""
 
     def _setup(self) -> None:
-        self._fused = _core._FusedStep(self._params, self._flat_state(),
-                                       self._dtype == np.float64)
+        self._fused = _core._FusedStep(
+            self._params, self._flat_state(), self._dtype == np.float64
+        )
         self._fused.set_hyper(self._c_hyper())
 
     def _hyper_changed(self) -> None:
@@ -111,64 +122,178 @@ def _functional(kind, params, grads, states, step, hyper):
     step = _check_step_value(step)
     if step < 1:
         raise ValueError(f"`step` must be >= 1 (the number of this step), got {step}")
-    fields = dict(kind=kind, lr=0.0, weight_decay=0.0, momentum=0.0, dampening=0.0,
-                  nesterov=0, beta1=0.0, beta2=0.0, eps=0.0, amsgrad=0, decoupled=0,
-                  alpha=0.0, centered=0, lr_decay=0.0, step=step - 1)
+    fields = dict(
+        kind=kind,
+        lr=0.0,
+        weight_decay=0.0,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=0,
+        beta1=0.0,
+        beta2=0.0,
+        eps=0.0,
+        amsgrad=0,
+        decoupled=0,
+        alpha=0.0,
+        centered=0,
+        lr_decay=0.0,
+        step=step - 1,
+    )
     fields.update(hyper)
     lists += [[]] * (3 - len(lists))
     return _core._fused_step_lists(fields, list(params), list(grads), *lists)
 
 
-def sgd(params, grads, momentum_buffers, *, step, lr, momentum, dampening,
-        weight_decay, nesterov):
+def sgd(
+    params,
+    grads,
+    momentum_buffers,
+    *,
+    step,
+    lr,
+    momentum,
+    dampening,
+    weight_decay,
+    nesterov,
+):
     """One compiled SGD step; same arguments as `gdcore.reference.sgd`."""
-    h = _SGDBase._validate_hyper(None, lr=lr, momentum=momentum, dampening=dampening,
-                                 weight_decay=weight_decay, nesterov=nesterov)
+    h = _SGDBase._validate_hyper(
+        None,
+        lr=lr,
+        momentum=momentum,
+        dampening=dampening,
+        weight_decay=weight_decay,
+        nesterov=nesterov,
+    )
     states = [("momentum_buffers", momentum_buffers)] if h["momentum"] != 0 else []
-    _functional(_KIND_SGD, params, grads, states, step,
-                dict(h, nesterov=int(h["nesterov"])))
+    _functional(
+        _KIND_SGD, params, grads, states, step, dict(h, nesterov=int(h["nesterov"]))
+    )
 
 
-def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, beta1,
-         beta2, eps, weight_decay, amsgrad, decoupled_weight_decay=False):
+def adam(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    max_exp_avg_sqs,
+    *,
+    step,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    amsgrad,
+    decoupled_weight_decay=False,
+):
     """One compiled Adam step; same arguments as `gdcore.reference.adam`."""
-    h = _AdamBase._validate_hyper(None, lr=lr, betas=(beta1, beta2), eps=eps,
-                                  weight_decay=weight_decay, amsgrad=amsgrad)
+    h = _AdamBase._validate_hyper(
+        None,
+        lr=lr,
+        betas=(beta1, beta2),
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+    )
     states = [("exp_avgs", exp_avgs), ("exp_avg_sqs", exp_avg_sqs)]
     if h["amsgrad"]:
         states.append(("max_exp_avg_sqs", max_exp_avg_sqs))
-    _functional(_KIND_ADAM, params, grads, states, step,
-                dict(lr=h["lr"], beta1=h["betas"][0], beta2=h["betas"][1],
-                     eps=h["eps"], weight_decay=h["weight_decay"],
-                     amsgrad=int(h["amsgrad"]),
-                     decoupled=int(bool(decoupled_weight_decay))))
+    _functional(
+        _KIND_ADAM,
+        params,
+        grads,
+        states,
+        step,
+        dict(
+            lr=h["lr"],
+            beta1=h["betas"][0],
+            beta2=h["betas"][1],
+            eps=h["eps"],
+            weight_decay=h["weight_decay"],
+            amsgrad=int(h["amsgrad"]),
+            decoupled=int(bool(decoupled_weight_decay)),
+        ),
+    )
 
 
-def adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, beta1,
-          beta2, eps, weight_decay, amsgrad):
+def adamw(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    max_exp_avg_sqs,
+    *,
+    step,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    amsgrad,
+):
     """One compiled AdamW step; same arguments as `gdcore.reference.adamw`."""
-    adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step, lr=lr,
-         beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-         amsgrad=amsgrad, decoupled_weight_decay=True)
+    adam(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        step=step,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+        decoupled_weight_decay=True,
+    )
 
 
-def rmsprop(params, grads, square_avgs, momentum_buffers, grad_avgs, *, step, lr,
-            alpha, eps, weight_decay, momentum, centered):
+def rmsprop(
+    params,
+    grads,
+    square_avgs,
+    momentum_buffers,
+    grad_avgs,
+    *,
+    step,
+    lr,
+    alpha,
+    eps,
+    weight_decay,
+    momentum,
+    centered,
+):
     """One compiled RMSprop step; same arguments as `gdcore.reference.rmsprop`."""
-    h = _RMSpropBase._validate_hyper(None, lr=lr, alpha=alpha, eps=eps,
-                                     weight_decay=weight_decay, momentum=momentum,
-                                     centered=centered)
-    states = [("square_avgs", square_avgs),
-              ("momentum_buffers", momentum_buffers if h["momentum"] != 0 else None),
-              ("grad_avgs", grad_avgs if h["centered"] else None)]
-    _functional(_KIND_RMSPROP, params, grads, states, step,
-                dict(h, centered=int(h["centered"])))
+    h = _RMSpropBase._validate_hyper(
+        None,
+        lr=lr,
+        alpha=alpha,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        centered=centered,
+    )
+    states = [
+        ("square_avgs", square_avgs),
+        ("momentum_buffers", momentum_buffers if h["momentum"] != 0 else None),
+        ("grad_avgs", grad_avgs if h["centered"] else None),
+    ]
+    _functional(
+        _KIND_RMSPROP, params, grads, states, step, dict(h, centered=int(h["centered"]))
+    )
 
 
 def adagrad(params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps):
     """One compiled Adagrad step; same arguments as `gdcore.reference.adagrad`."""
-    h = _AdagradBase._validate_hyper(None, lr=lr, lr_decay=lr_decay,
-                                     weight_decay=weight_decay,
-                                     initial_accumulator_value=0.0, eps=eps)
+    h = _AdagradBase._validate_hyper(
+        None,
+        lr=lr,
+        lr_decay=lr_decay,
+        weight_decay=weight_decay,
+        initial_accumulator_value=0.0,
+        eps=eps,
+    )
     del h["initial_accumulator_value"]
     _functional(_KIND_ADAGRAD, params, grads, [("state_sums", state_sums)], step, h)

@@ -63,8 +63,10 @@ def _losses(label: str, run) -> np.ndarray:
 
 def _check_runs(runs, name: str) -> None:
     """A non-empty mapping from labels to runs."""
-    if not isinstance(runs, Mapping) or len(runs) == 0:
-        raise TypeError(f"`{name}` must be a non-empty dict label -> run, got {runs!r}")
+    if not isinstance(runs, Mapping):
+        raise TypeError(f"`{name}` must be a dict label -> run, got {runs!r}")
+    if len(runs) == 0:
+        raise ValueError(f"`{name}` must hold at least one run")
 
 
 def _bounds(problem, paths: Sequence[np.ndarray]):

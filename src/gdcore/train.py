@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import operator
 import time
 from collections.abc import Callable
@@ -116,8 +117,11 @@ def fit(
     the parameters at the start of that epoch (the message says which).
     """
     epochs = _positive_int(epochs, "epochs")
-    if tol is not None and not (0.0 <= float(tol) < math.inf):
-        raise ValueError(f"`tol` must be a finite number >= 0 or None, got {tol!r}")
+    if tol is not None:
+        if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+            raise TypeError(f"`tol` must be a real number or None, got {tol!r}")
+        if not (0.0 <= tol < math.inf):
+            raise ValueError(f"`tol` must be a finite number >= 0 or None, got {tol!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable, got {type(callback).__name__}")
     if isinstance(optimizer, str):
@@ -135,6 +139,9 @@ def fit(
         raise ValueError(f"`engine` must be one of {_ENGINES}, got {engine!r}")
     _check_optimizer(model, optimizer)
     X, y = model._prepare_data(X, y)
+    for name, data in (("X", X), ("y", y)):
+        if data.dtype.kind == "f" and not np.isfinite(data).all():
+            raise ValueError(f"`{name}` holds NaN or infinite values")
     n = X.shape[0]
     if batch_size is None:
         batch_size = n

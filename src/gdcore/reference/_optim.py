@@ -22,14 +22,32 @@ from gdcore._optimizer import (
     _SGDBase,
 )
 
-__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
-           "sgd", "adam", "adamw", "rmsprop", "adagrad"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "sgd",
+    "adam",
+    "adamw",
+    "rmsprop",
+    "adagrad",
+]
 
 
-def sgd(params: list[np.ndarray], grads: list[np.ndarray],
-        momentum_buffers: list[np.ndarray | None], *, step: int, lr: float,
-        momentum: float, dampening: float, weight_decay: float,
-        nesterov: bool) -> None:
+def sgd(
+    params: list[np.ndarray],
+    grads: list[np.ndarray],
+    momentum_buffers: list[np.ndarray | None],
+    *,
+    step: int,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+) -> None:
     """One SGD step; ``momentum_buffers`` holds None entries when momentum is 0."""
     for p, g, b in zip(params, grads, momentum_buffers, strict=True):
         d = g
@@ -44,17 +62,29 @@ def sgd(params: list[np.ndarray], grads: list[np.ndarray],
         p -= lr * d
 
 
-def adam(params: list[np.ndarray], grads: list[np.ndarray],
-         exp_avgs: list[np.ndarray], exp_avg_sqs: list[np.ndarray],
-         max_exp_avg_sqs: list[np.ndarray | None], *, step: int, lr: float,
-         beta1: float, beta2: float, eps: float, weight_decay: float, amsgrad: bool,
-         decoupled_weight_decay: bool = False) -> None:
+def adam(
+    params: list[np.ndarray],
+    grads: list[np.ndarray],
+    exp_avgs: list[np.ndarray],
+    exp_avg_sqs: list[np.ndarray],
+    max_exp_avg_sqs: list[np.ndarray | None],
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    decoupled_weight_decay: bool = False,
+) -> None:
     """One Adam step (AdamW when ``decoupled_weight_decay``)."""
     bias_correction1 = 1 - beta1**step
     bias_correction2_sqrt = (1 - beta2**step) ** 0.5
     step_size = lr / bias_correction1
-    for p, g, m, v, v_max in zip(params, grads, exp_avgs, exp_avg_sqs,
-                                 max_exp_avg_sqs, strict=True):
+    for p, g, m, v, v_max in zip(
+        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, strict=True
+    ):
         d = g
         if weight_decay != 0 and decoupled_weight_decay:
             p *= 1 - lr * weight_decay
@@ -69,24 +99,58 @@ def adam(params: list[np.ndarray], grads: list[np.ndarray],
         p -= step_size * m / denom
 
 
-def adamw(params: list[np.ndarray], grads: list[np.ndarray],
-          exp_avgs: list[np.ndarray], exp_avg_sqs: list[np.ndarray],
-          max_exp_avg_sqs: list[np.ndarray | None], *, step: int, lr: float,
-          beta1: float, beta2: float, eps: float, weight_decay: float,
-          amsgrad: bool) -> None:
+def adamw(
+    params: list[np.ndarray],
+    grads: list[np.ndarray],
+    exp_avgs: list[np.ndarray],
+    exp_avg_sqs: list[np.ndarray],
+    max_exp_avg_sqs: list[np.ndarray | None],
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+) -> None:
     """One AdamW step: Adam after the decay p <- p (1 - lr weight_decay)."""
-    adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step, lr=lr,
-         beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-         amsgrad=amsgrad, decoupled_weight_decay=True)
+    adam(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        step=step,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+        decoupled_weight_decay=True,
+    )
 
 
-def rmsprop(params: list[np.ndarray], grads: list[np.ndarray],
-            square_avgs: list[np.ndarray], momentum_buffers: list[np.ndarray | None],
-            grad_avgs: list[np.ndarray | None], *, step: int, lr: float, alpha: float,
-            eps: float, weight_decay: float, momentum: float, centered: bool) -> None:
+def rmsprop(
+    params: list[np.ndarray],
+    grads: list[np.ndarray],
+    square_avgs: list[np.ndarray],
+    momentum_buffers: list[np.ndarray | None],
+    grad_avgs: list[np.ndarray | None],
+    *,
+    step: int,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+) -> None:
     """One RMSprop step (``step`` is unused by the rule; kept for a uniform call)."""
-    for p, g, sq, b, ga in zip(params, grads, square_avgs, momentum_buffers, grad_avgs,
-                               strict=True):
+    for p, g, sq, b, ga in zip(
+        params, grads, square_avgs, momentum_buffers, grad_avgs, strict=True
+    ):
         d = g
         if weight_decay != 0:
             d = d + weight_decay * p
@@ -103,9 +167,17 @@ def rmsprop(params: list[np.ndarray], grads: list[np.ndarray],
             p -= lr * d / avg
 
 
-def adagrad(params: list[np.ndarray], grads: list[np.ndarray],
-            state_sums: list[np.ndarray], *, step: int, lr: float, lr_decay: float,
-            weight_decay: float, eps: float) -> None:
+def adagrad(
+    params: list[np.ndarray],
+    grads: list[np.ndarray],
+    state_sums: list[np.ndarray],
+    *,
+    step: int,
+    lr: float,
+    lr_decay: float,
+    weight_decay: float,
+    eps: float,
+) -> None:
     """One Adagrad step."""
     clr = lr / (1 + (step - 1) * lr_decay)
     for p, g, s in zip(params, grads, state_sums, strict=True):
@@ -136,8 +208,13 @@ class SGD(_Reference, _SGDBase):
     __doc__ = _SGDBase.__doc__
 
     def _update(self, grads, step):
-        sgd(list(self._params), grads, self._state_list("momentum_buffer"), step=step,
-            **self._hyper)
+        sgd(
+            list(self._params),
+            grads,
+            self._state_list("momentum_buffer"),
+            step=step,
+            **self._hyper,
+        )
 
 
 class Adam(_Reference, _AdamBase):
@@ -145,11 +222,21 @@ class Adam(_Reference, _AdamBase):
 
     def _update(self, grads, step):
         h = self._hyper
-        adam(list(self._params), grads, self._state_list("exp_avg"),
-             self._state_list("exp_avg_sq"), self._state_list("max_exp_avg_sq"),
-             step=step, lr=h["lr"], beta1=h["betas"][0], beta2=h["betas"][1],
-             eps=h["eps"], weight_decay=h["weight_decay"], amsgrad=h["amsgrad"],
-             decoupled_weight_decay=self._decoupled)
+        adam(
+            list(self._params),
+            grads,
+            self._state_list("exp_avg"),
+            self._state_list("exp_avg_sq"),
+            self._state_list("max_exp_avg_sq"),
+            step=step,
+            lr=h["lr"],
+            beta1=h["betas"][0],
+            beta2=h["betas"][1],
+            eps=h["eps"],
+            weight_decay=h["weight_decay"],
+            amsgrad=h["amsgrad"],
+            decoupled_weight_decay=self._decoupled,
+        )
 
 
 class AdamW(Adam, _AdamWBase):
@@ -160,9 +247,15 @@ class RMSprop(_Reference, _RMSpropBase):
     __doc__ = _RMSpropBase.__doc__
 
     def _update(self, grads, step):
-        rmsprop(list(self._params), grads, self._state_list("square_avg"),
-                self._state_list("momentum_buffer"), self._state_list("grad_avg"),
-                step=step, **self._hyper)
+        rmsprop(
+            list(self._params),
+            grads,
+            self._state_list("square_avg"),
+            self._state_list("momentum_buffer"),
+            self._state_list("grad_avg"),
+            step=step,
+            **self._hyper,
+        )
 
 
 class Adagrad(_Reference, _AdagradBase):
@@ -170,6 +263,13 @@ class Adagrad(_Reference, _AdagradBase):
 
     def _update(self, grads, step):
         h = self._hyper
-        adagrad(list(self._params), grads, self._state_list("sum"), step=step,
-                lr=h["lr"], lr_decay=h["lr_decay"], weight_decay=h["weight_decay"],
-                eps=h["eps"])
+        adagrad(
+            list(self._params),
+            grads,
+            self._state_list("sum"),
+            step=step,
+            lr=h["lr"],
+            lr_decay=h["lr_decay"],
+            weight_decay=h["weight_decay"],
+            eps=h["eps"],
+        )

@@ -237,6 +237,8 @@ def test_bad_arguments_are_named_and_leave_the_model_alone():
     before = model.flat_params.copy()
     with pytest.raises(ValueError, match="`epochs`"):
         fit(model, X, y, opt, epochs=0)
+    with pytest.raises(TypeError, match="`model` must be a gdcore.nn.MLP"):
+        fit("model", X, y, opt, epochs=1)
     with pytest.raises(TypeError, match="`epochs`"):
         fit(model, X, y, opt, epochs=2.5)
     with pytest.raises(ValueError, match="`batch_size`"):

@@ -116,6 +116,13 @@ def fit(
     parameters: those in place before the failing batch when they are finite, otherwise
     the parameters at the start of that epoch (the message says which).
     """
+    from gdcore._mlp import MLPBase
+
+    if not isinstance(model, MLPBase):
+        raise TypeError(
+            "`model` must be a gdcore.nn.MLP or gdcore.reference.MLP, "
+            f"got {type(model).__name__}"
+        )
     epochs = _positive_int(epochs, "epochs")
     if tol is not None:
         if isinstance(tol, bool) or not isinstance(tol, numbers.Real):

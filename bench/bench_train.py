@@ -15,14 +15,17 @@ reference model and optimizer through ``fit(engine="python")``), ``textbook`` (f
 backward and Adam written plainly below), ``sklearn`` (``MLPClassifier.partial_fit``
 over the data: one epoch), ``torch`` and ``torch-fused`` (``torch.optim.Adam`` with its
 defaults and with ``fused=True``, batches taken by indexing, no DataLoader).
-``gemm-limit`` times only the matrix products of one epoch, NumPy ``matmul`` into
-preallocated outputs: 3 forward, 2 per layer backward (dW, and dX for every layer but
-the first). ``extra_info["samples"]`` (rows per epoch) gives samples/s.
+scikit-learn runs without L2 penalty (``alpha=0``), as the others. ``gemm-limit``
+times only the matrix products of one epoch, NumPy ``matmul`` into preallocated
+outputs: 3 forward, 2 per layer backward (dW, and dX for every layer but the first).
+``extra_info["samples"]`` (rows per epoch) gives samples/s.
 
-Before timing, each implementation is checked on the same data: one epoch from the
-same weights and batches ends at the parameters of gdcore's compiled epoch (gdcore,
-NumPy and torch), and the full-data loss decreases over an epoch (all, scikit-learn
-included). Thread counts follow ``--threads`` (see conftest.py).
+Before timing, each implementation trains one epoch on the same data, and its
+full-data loss must decrease. gdcore, NumPy and torch start from the same weights
+and take the same batches; they must end where gdcore's compiled epoch ends: at the
+same parameters on digits (which also checks that gdcore's compiled epoch equals its
+Python loop), at the same loss on the synthetic data. Thread counts follow
+``--threads`` (see conftest.py).
 """
 
 import os
@@ -51,6 +54,7 @@ CASES = {
     "digits-b32-float32": ("digits", (100,), 32, np.float32),
     "digits-b200-float32": ("digits", (100,), 200, np.float32),
     "digits-b32-float64": ("digits", (100,), 32, np.float64),
+    "digits-b200-float64": ("digits", (100,), 200, np.float64),
     "synthetic60k-b128-float32": ("synthetic", (256, 128), 128, np.float32),
 }
 DIGITS_IMPLS = ["gdcore", "gemm-limit", "gdcore-python", "reference", "textbook",

@@ -29,6 +29,7 @@ Python loop), at the same loss on the synthetic data. Thread counts follow
 """
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -49,6 +50,12 @@ except ImportError:
 
 LR = 1e-3
 SEED = 0
+# Seconds to wait before timing. gdcore's products run in SciPy's OpenBLAS, NumPy's in
+# another OpenBLAS copy, each with its own worker threads, which busy-wait for a while
+# after a call. On 2 cores the spinning workers of the copy used by the previous
+# implementation slowed the next one's threaded products: a digits epoch at batch
+# 200 took 2.5-7 ms instead of 2.5 ms, at worst 216 ms; after a 1 s pause it did not.
+PAUSE = 1.0
 # name: (data set, hidden widths, batch size, dtype)
 CASES = {
     "digits-b32-float32": ("digits", (100,), 32, np.float32),
@@ -383,5 +390,6 @@ def test_epoch(benchmark, case, impl):
         step = trainer.epoch
     rounds, warmup = _rounds(case)
     warmup = max(warmup, impl == "gemm-limit")
+    time.sleep(PAUSE)
     benchmark.pedantic(step, rounds=rounds, iterations=1, warmup_rounds=warmup)
 

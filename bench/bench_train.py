@@ -91,8 +91,10 @@ def _data(name, dtype):
 
 def _digits():
     """scikit-learn's digits, each feature standardised (constant ones left at 0)."""
-    from sklearn.datasets import load_digits
-
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        pytest.skip("scikit-learn is not installed: the digits data come from it")
     X, y = load_digits(return_X_y=True)
     std = X.std(axis=0)
     X = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)

@@ -133,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{machine.get('gdcore_openmp')}; parallel threshold "
           f"{machine.get('gdcore_parallel_threshold')} elements.")
     if loads:
-        print(f"Load average (1 min) during the run: start "
-              f"{machine.get('loadavg_start', ['?'])[0]}, min {min(loads):.2f}, "
+        start = machine.get("loadavg_start", [float("nan")])[0]
+        print(f"Load average (1 min) during the run: start {start:.2f}, "
+              f"min {min(loads):.2f}, "
               f"max {max(loads):.2f}.\n")
     steps = table(groups)
     if steps.count("\n") > 1:

@@ -22,16 +22,24 @@ def pytest_collect_file(file_path, parent):
 
 def pytest_addoption(parser):
     parser.addoption("--threads", type=int, default=None,
-                     help="thread count for gdcore and torch (default: their own)")
+                     help="thread count for gdcore, torch and the BLAS libraries "
+                          "(default: their own)")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _thread_count(request):
-    """Apply --threads to gdcore and torch for the whole run."""
+    """Apply --threads to gdcore, torch and BLAS for the whole run.
+
+    gdcore's matrix products run in SciPy's OpenBLAS and NumPy's in its own; both are
+    limited too, so that gdcore, NumPy, scikit-learn and torch all use the same count.
+    """
     threads = request.config.getoption("--threads")
     if threads is None:
         yield
         return
+    from threadpoolctl import threadpool_limits
+
+    blas_limit = threadpool_limits(threads, user_api="blas")
     gdcore.set_num_threads(threads)
     try:
         import torch
@@ -42,6 +50,7 @@ def _thread_count(request):
         torch.set_num_threads(threads)
     yield
     gdcore.set_num_threads(None)
+    blas_limit.restore_original_limits()
     if torch is not None:
         torch.set_num_threads(old)
 
@@ -53,6 +62,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     threads = config.getoption("--threads")
     machine_info["gdcore_threads"] = threads or gdcore.get_num_threads()
     machine_info["gdcore_parallel_threshold"] = _core._optim_parallel_threshold()
+    machine_info["blas_threads"] = threads or "default"
     try:
         import torch
     except ImportError:

@@ -1,16 +1,23 @@
-"""Turn a pytest-benchmark JSON file into a Markdown table of ratios per group.
+"""Turn a pytest-benchmark JSON file into Markdown tables of ratios per group.
 
 Usage::
 
-    pytest bench/bench_optim.py --benchmark-only --benchmark-json bench.json
+    pytest bench/ --benchmark-only --benchmark-json bench.json
     python bench/report.py bench.json [--stat min|median]
 
-Only groups holding a gdcore optimizer result are shown. Per group (one optimizer at
-one size): gdcore's time, its speed-up over every other implementation (their time /
-gdcore's time), and the fraction of the in-place bandwidth it reaches: (bytes moved /
-time) of gdcore over that of NumPy ``a += b`` at the same size (an Adam step moves 28
-bytes per float32 param, ``a += b`` 12), with gdcore's own thread count and with one
-thread (``gdcore-1t``; NumPy's add is serial).
+Only groups holding a gdcore result are shown, in two tables.
+
+Optimizer steps (bench_optim.py), one optimizer at one size per row: gdcore's time,
+its speed-up over every other implementation (their time / gdcore's time), and the
+fraction of the in-place bandwidth it reaches: (bytes moved / time) of gdcore over
+that of NumPy ``a += b`` at the same size (an Adam step moves 28 bytes per float32
+param, ``a += b`` 12), with gdcore's own thread count and with one thread
+(``gdcore-1t``; NumPy's add is serial).
+
+Training epochs (bench_train.py, groups whose results record ``samples``), one data
+set, batch size and dtype per row: gdcore's epoch time and samples/s, its speed-up
+over every other implementation, and the fraction of the GEMM limit it reaches
+(time of the epoch's matrix products alone / gdcore's epoch time).
 """
 
 from __future__ import annotations
@@ -20,10 +27,13 @@ import json
 from collections import defaultdict
 
 PRIMARY = ("gdcore", "gdcore-flat", "gdcore-separate")
+TRAIN_ORDER = ("gdcore-python", "reference", "textbook", "sklearn", "torch",
+               "torch-fused")
+GEMM_LIMIT = "gemm-limit"
 
 
 def load(path: str, stat: str) -> tuple[dict, dict]:
-    """Return ({group: {impl: (seconds, bytes)}}, machine_info) from a JSON file."""
+    """Return ({group: {impl: (seconds, bytes, loadavg, samples)}}, machine_info)."""
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
     groups: dict = defaultdict(dict)
@@ -31,7 +41,7 @@ def load(path: str, stat: str) -> tuple[dict, dict]:
         info = bench.get("extra_info", {})
         impl = info.get("impl", bench["name"])
         groups[bench["group"]][impl] = (bench["stats"][stat], info.get("bytes"),
-                                        info.get("loadavg"))
+                                        info.get("loadavg"), info.get("samples"))
     return dict(groups), data.get("machine_info", {})
 
 
@@ -47,14 +57,20 @@ def _bandwidth_fraction(group: dict, impl: str) -> str:
     """GB/s of `impl` over GB/s of a += b in the same group, as text."""
     if impl not in group or "a+=b" not in group or not group[impl][1]:
         return ""
-    seconds, nbytes, _ = group[impl]
-    ab_seconds, ab_bytes, _ = group["a+=b"]
+    seconds, nbytes = group[impl][:2]
+    ab_seconds, ab_bytes = group["a+=b"][:2]
     return f"{(nbytes / seconds) / (ab_bytes / ab_seconds):.2f}"
+
+
+def _is_training(group: dict) -> bool:
+    """Whether the group's results record samples per epoch (bench_train.py)."""
+    return any(result[3] for result in group.values())
 
 
 def table(groups: dict) -> str:
     """Markdown table: one row per group, one speed-up column per alternative."""
-    groups = {name: g for name, g in groups.items() if any(p in g for p in PRIMARY)}
+    groups = {name: g for name, g in groups.items()
+              if any(p in g for p in PRIMARY) and not _is_training(g)}
     others = sorted({impl for g in groups.values() for impl in g
                      if impl not in PRIMARY and impl != "a+=b"})
     head = ["group", "gdcore", "GB/s", "of a+=b", "1 thread: of a+=b",
@@ -65,7 +81,7 @@ def table(groups: dict) -> str:
         for primary in PRIMARY:
             if primary not in group:
                 continue
-            seconds, nbytes, _ = group[primary]
+            seconds, nbytes = group[primary][:2]
             label = name if primary == "gdcore" else f"{name} ({primary})"
             row = [label, _fmt_time(seconds)]
             gbs = nbytes / seconds / 1e9 if nbytes else float("nan")
@@ -79,6 +95,30 @@ def table(groups: dict) -> str:
     return "\n".join(lines)
 
 
+def train_table(groups: dict) -> str:
+    """Markdown table of the training groups: samples/s, speed-ups, GEMM limit."""
+    groups = {name: g for name, g in groups.items()
+              if "gdcore" in g and _is_training(g)}
+    others = [o for o in TRAIN_ORDER if any(o in g for g in groups.values())]
+    others += sorted({impl for g in groups.values() for impl in g} - set(others)
+                     - {"gdcore", GEMM_LIMIT})
+    head = ["group", "gdcore epoch", "samples/s", "GEMM limit samples/s",
+            "of GEMM limit", *(f"vs {o}" for o in others)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in sorted(groups):
+        group = groups[name]
+        seconds, _, _, samples = group["gdcore"]
+        row = [name, _fmt_time(seconds), f"{samples / seconds:,.0f}"]
+        if GEMM_LIMIT in group:
+            limit = group[GEMM_LIMIT][0]
+            row += [f"{samples / limit:,.0f}", f"{limit / seconds:.2f}"]
+        else:
+            row += ["", ""]
+        row += [f"{group[o][0] / seconds:.2f}x" if o in group else "" for o in others]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json_file")
@@ -86,16 +126,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     groups, machine = load(args.json_file, args.stat)
     loads = [v[2] for g in groups.values() for v in g.values() if v[2] is not None]
-    print(f"Statistic: {args.stat} time per step; speed-up = other / gdcore.\n")
+    print(f"Statistic: {args.stat} time per call; speed-up = other / gdcore.\n")
     print(f"Threads: gdcore {machine.get('gdcore_threads')}, torch "
-          f"{machine.get('torch_threads')} (torch {machine.get('torch')}); OpenMP "
+          f"{machine.get('torch_threads')} (torch {machine.get('torch')}), BLAS "
+          f"{machine.get('blas_threads', '?')}; OpenMP "
           f"{machine.get('gdcore_openmp')}; parallel threshold "
           f"{machine.get('gdcore_parallel_threshold')} elements.")
     if loads:
-        print(f"Load average (1 min) during the run: start "
-              f"{machine.get('loadavg_start', ['?'])[0]}, min {min(loads):.2f}, "
+        start = machine.get("loadavg_start", [float("nan")])[0]
+        print(f"Load average (1 min) during the run: start {start:.2f}, "
+              f"min {min(loads):.2f}, "
               f"max {max(loads):.2f}.\n")
-    print(table(groups))
+    steps = table(groups)
+    if steps.count("\n") > 1:
+        print(steps)
+    training = train_table(groups)
+    if training.count("\n") > 1:
+        print("\nTraining, one epoch per call (Adam, lr 1e-3):\n")
+        print(training)
     return 0
 
 

@@ -15,9 +15,8 @@
  * oversubscribed machine (more runnable threads than cores) a parallel step can stall for a
  * scheduler time slice; dynamic scheduling would avoid that only by giving up the fixed
  * element-to-thread mapping. Use gdcore.set_num_threads(1) on a busy machine.
- * Limitation: built with GDCORE_NATIVE (-march=native, FMA available), gcc's default
- * -ffp-contract=fast may fuse a*b+c, changing the last bits against the NumPy reference;
- * the portable build has no FMA, so it matches the reference bit for bit.
+ * The build turns off the contraction of a*b+c into FMA (CMakeLists.txt), so even a
+ * GDCORE_NATIVE build matches the reference bit for bit.
  */
 #include <math.h>
 

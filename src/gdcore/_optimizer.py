@@ -175,6 +175,26 @@ def _check_step_value(value: object) -> int:
     return int(value)
 
 
+# Fields of the C struct gd_hyper that a kind does not set.
+C_HYPER_DEFAULTS = dict(
+    kind=0,
+    lr=0.0,
+    weight_decay=0.0,
+    momentum=0.0,
+    dampening=0.0,
+    nesterov=0,
+    beta1=0.0,
+    beta2=0.0,
+    eps=0.0,
+    amsgrad=0,
+    decoupled=0,
+    alpha=0.0,
+    centered=0,
+    lr_decay=0.0,
+    step=0,
+)
+
+
 # Limitation: one parameter group per optimizer (torch allows several with their own
 # hyperparameters); the flat state and the single kernel call per step rely on one set
 # of hyperparameters. Use one optimizer per group instead.
@@ -250,25 +270,7 @@ class _Optimizer:
 
     def _c_hyper(self) -> dict:
         """This optimizer as the fields of the C struct gd_hyper."""
-        fields = dict(
-            kind=0,
-            lr=0.0,
-            weight_decay=0.0,
-            momentum=0.0,
-            dampening=0.0,
-            nesterov=0,
-            beta1=0.0,
-            beta2=0.0,
-            eps=0.0,
-            amsgrad=0,
-            decoupled=0,
-            alpha=0.0,
-            centered=0,
-            lr_decay=0.0,
-            step=self._step_count,
-        )
-        fields.update(self._c_fields())
-        return fields
+        return dict(C_HYPER_DEFAULTS, step=self._step_count, **self._c_fields())
 
     def _advance(self, k: int) -> None:
         """Record k steps performed on the flat state by C code."""

@@ -42,6 +42,7 @@ from gdcore._optimizer import (
     _KIND_ADAM,
     _KIND_RMSPROP,
     _KIND_SGD,
+    C_HYPER_DEFAULTS,
     _AdagradBase,
     _AdamBase,
     _AdamWBase,
@@ -122,24 +123,7 @@ def _functional(kind, params, grads, states, step, hyper):
     step = _check_step_value(step)
     if step < 1:
         raise ValueError(f"`step` must be >= 1 (the number of this step), got {step}")
-    fields = dict(
-        kind=kind,
-        lr=0.0,
-        weight_decay=0.0,
-        momentum=0.0,
-        dampening=0.0,
-        nesterov=0,
-        beta1=0.0,
-        beta2=0.0,
-        eps=0.0,
-        amsgrad=0,
-        decoupled=0,
-        alpha=0.0,
-        centered=0,
-        lr_decay=0.0,
-        step=step - 1,
-    )
-    fields.update(hyper)
+    fields = dict(C_HYPER_DEFAULTS, kind=kind, step=step - 1, **hyper)
     lists += [[]] * (3 - len(lists))
     return _core._fused_step_lists(fields, list(params), list(grads), *lists)
 

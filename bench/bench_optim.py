@@ -2,8 +2,9 @@
 
 Run ``pytest bench/ --benchmark-only --benchmark-json out.json`` and turn the JSON into
 a table with ``python bench/report.py out.json``. Each group is one optimizer at one
-size; it also holds the in-place bandwidth reference ``a += b`` so that GB/s fractions
-can be derived from ``extra_info["bytes"]`` (bytes moved per call).
+size; it also holds the in-place bandwidth references, NumPy's serial ``a += b`` and
+the same add on gdcore's threads, so that GB/s fractions can be derived from
+``extra_info["bytes"]`` (bytes moved per call).
 
 Every implementation is checked against the NumPy reference after one step on the same
 inputs before it is timed.
@@ -34,8 +35,8 @@ TORCH_FUSED = {"Adam", "AdamW", "SGD", "Adagrad"}
 SIZES = {"1e3": 1_000, "1e5": 100_000, "1e7": 10_000_000}
 CASES = [(name, size, np.float32) for name in OPTIMIZERS for size in SIZES]
 CASES.append(("Adam", "1e7", np.float64))
-IMPLS = ["a+=b", "gdcore", "gdcore-1t", "reference", "textbook", "torch",
-         "torch-foreach", "torch-fused"]
+IMPLS = ["a+=b", "a+=b-threads", "gdcore", "gdcore-1t", "reference", "textbook",
+         "torch", "torch-foreach", "torch-fused"]
 
 
 def _data(n, dtype, n_arrays=1):
@@ -169,6 +170,17 @@ def _inplace_add(benchmark, name, n, dtype):
     _run(benchmark, lambda: np.add(a, b, out=a), n)
 
 
+def _inplace_add_threads(benchmark, name, n, dtype):
+    """a += b on gdcore's threads: NumPy's is serial, so the in-place bound at the
+    thread count of the "gdcore" row comes from gdcore's own plain-SGD kernel,
+    p -= 1 * (-b), which reads 2 arrays and writes 1 like a += b."""
+    (a,), (b,) = _data(n, dtype)
+    minus_b = -b
+    opt = optim.SGD([a], lr=1.0)
+    _info(benchmark, "a+=b-threads", name, n, dtype, 3)
+    _run(benchmark, lambda: opt.step([minus_b]), n)
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize(("name", "size", "dtype"), CASES,
                          ids=[f"{n}-{s}-{np.dtype(d).name}" for n, s, d in CASES])
@@ -178,6 +190,9 @@ def test_step(benchmark, impl, name, size, dtype):
     benchmark.group = f"{name}-{size}-{np.dtype(dtype).name}"
     if impl == "a+=b":  # timed next to the optimizers, as the load drifts over a run
         _inplace_add(benchmark, name, n, dtype)
+        return
+    if impl == "a+=b-threads":
+        _inplace_add_threads(benchmark, name, n, dtype)
         return
     if impl in ("reference", "textbook") and n >= 10_000_000 and name != "Adam":
         pytest.skip("NumPy at 1e7 timed for Adam only, to keep the run short")

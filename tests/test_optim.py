@@ -649,3 +649,15 @@ def test_instruction_set_variants_agree_bitwise(name, kwargs, dtype):
             _core._optim_force_baseline(False)
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("module", [optim, reference])
+def test_unknown_or_read_only_attributes_cannot_be_set(module):
+    w = np.zeros(3)
+    opt = module.Adam([w], lr=0.1)
+    with pytest.raises(AttributeError, match="no attribute 'momentum' to set"):
+        opt.momentum = 0.5
+    with pytest.raises(AttributeError):
+        opt.betas = (0.5, 0.5)
+    opt.lr = 0.2
+    assert opt.lr == 0.2 and opt.betas == (0.9, 0.999)

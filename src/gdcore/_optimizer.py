@@ -219,6 +219,18 @@ class _Optimizer:
         self._allocate_state()
         self._setup()
 
+    def __setattr__(self, name: str, value: object) -> None:
+        # Only `lr` (a property) may change after construction; this catches typos
+        # such as setting `momentum` on an Adam, which would otherwise do nothing.
+        if not name.startswith("_") and not isinstance(
+            getattr(type(self), name, None), property
+        ):
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute {name!r} to set; "
+                "only `lr` can be changed after construction"
+            )
+        object.__setattr__(self, name, value)
+
     # Hooks that the optimizer classes and backends override.
     def _validate_hyper(self, **hyper: object) -> dict:
         """Normalized hyperparameters, or raise."""

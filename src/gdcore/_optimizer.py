@@ -244,8 +244,9 @@ class _Optimizer:
         """Value the state buffers start from."""
         return 0.0
 
-    def _c_fields(self) -> dict:
-        """gd_hyper fields specific to the kind (kind, options)."""
+    @classmethod
+    def _c_fields(cls, h: dict) -> dict:
+        """gd_hyper fields of the kind from validated hyperparameters `h`."""
         raise NotImplementedError
 
     def _setup(self) -> None:
@@ -282,7 +283,9 @@ class _Optimizer:
 
     def _c_hyper(self) -> dict:
         """This optimizer as the fields of the C struct gd_hyper."""
-        return dict(C_HYPER_DEFAULTS, step=self._step_count, **self._c_fields())
+        return dict(
+            C_HYPER_DEFAULTS, step=self._step_count, **self._c_fields(self._hyper)
+        )
 
     def _advance(self, k: int) -> None:
         """Record k steps performed on the flat state by C code."""
@@ -527,8 +530,8 @@ class _SGDBase(_Optimizer):
     def _active_state(self):
         return ("momentum_buffer",) if self._hyper["momentum"] != 0 else ()
 
-    def _c_fields(self):
-        h = self._hyper
+    @classmethod
+    def _c_fields(cls, h):
         return dict(
             kind=_KIND_SGD,
             lr=h["lr"],
@@ -636,8 +639,8 @@ class _AdamBase(_Optimizer):
         extra = ("max_exp_avg_sq",) if self._hyper["amsgrad"] else ()
         return ("exp_avg", "exp_avg_sq", *extra)
 
-    def _c_fields(self):
-        h = self._hyper
+    @classmethod
+    def _c_fields(cls, h):
         return dict(
             kind=_KIND_ADAM,
             lr=h["lr"],
@@ -646,7 +649,7 @@ class _AdamBase(_Optimizer):
             eps=h["eps"],
             weight_decay=h["weight_decay"],
             amsgrad=int(h["amsgrad"]),
-            decoupled=int(self._decoupled),
+            decoupled=int(cls._decoupled),
         )
 
     betas = _hyper_property("betas", "Decay rates of the moment estimates.")
@@ -826,8 +829,8 @@ class _RMSpropBase(_Optimizer):
             *(("grad_avg",) if h["centered"] else ()),
         )
 
-    def _c_fields(self):
-        h = self._hyper
+    @classmethod
+    def _c_fields(cls, h):
         return dict(
             kind=_KIND_RMSPROP,
             lr=h["lr"],
@@ -938,8 +941,8 @@ class _AdagradBase(_Optimizer):
     def _initial_value(self):
         return self._hyper["initial_accumulator_value"]
 
-    def _c_fields(self):
-        h = self._hyper
+    @classmethod
+    def _c_fields(cls, h):
         return dict(
             kind=_KIND_ADAGRAD,
             lr=h["lr"],

@@ -38,10 +38,6 @@ import numpy as np
 
 from gdcore import _core
 from gdcore._optimizer import (
-    _KIND_ADAGRAD,
-    _KIND_ADAM,
-    _KIND_RMSPROP,
-    _KIND_SGD,
     C_HYPER_DEFAULTS,
     _AdagradBase,
     _AdamBase,
@@ -113,7 +109,7 @@ class Adagrad(_Fused, _AdagradBase):
 # Functional steps: the signatures of gdcore.reference's, one compiled call each.
 
 
-def _functional(kind, params, grads, states, step, hyper):
+def _functional(params, grads, states, step, fields):
     """Validate everything, then run one kernel call over the arrays."""
     params = _check_params(params)
     _check_grads(params, tuple(p.ctypes.data for p in params), grads)
@@ -123,9 +119,9 @@ def _functional(kind, params, grads, states, step, hyper):
     step = _check_step_value(step)
     if step < 1:
         raise ValueError(f"`step` must be >= 1 (the number of this step), got {step}")
-    fields = dict(C_HYPER_DEFAULTS, kind=kind, step=step - 1, **hyper)
     lists += [[]] * (3 - len(lists))
-    return _core._fused_step_lists(fields, list(params), list(grads), *lists)
+    hyper = dict(C_HYPER_DEFAULTS, step=step - 1, **fields)
+    return _core._fused_step_lists(hyper, list(params), list(grads), *lists)
 
 
 def sgd(
@@ -150,9 +146,7 @@ def sgd(
         nesterov=nesterov,
     )
     states = [("momentum_buffers", momentum_buffers)] if h["momentum"] != 0 else []
-    _functional(
-        _KIND_SGD, params, grads, states, step, dict(h, nesterov=int(h["nesterov"]))
-    )
+    _functional(params, grads, states, step, _SGDBase._c_fields(h))
 
 
 def adam(
@@ -183,22 +177,8 @@ def adam(
     states = [("exp_avgs", exp_avgs), ("exp_avg_sqs", exp_avg_sqs)]
     if h["amsgrad"]:
         states.append(("max_exp_avg_sqs", max_exp_avg_sqs))
-    _functional(
-        _KIND_ADAM,
-        params,
-        grads,
-        states,
-        step,
-        dict(
-            lr=h["lr"],
-            beta1=h["betas"][0],
-            beta2=h["betas"][1],
-            eps=h["eps"],
-            weight_decay=h["weight_decay"],
-            amsgrad=int(h["amsgrad"]),
-            decoupled=int(bool(decoupled_weight_decay)),
-        ),
-    )
+    base = _AdamWBase if decoupled_weight_decay else _AdamBase
+    _functional(params, grads, states, step, base._c_fields(h))
 
 
 def adamw(
@@ -264,9 +244,7 @@ def rmsprop(
         ("momentum_buffers", momentum_buffers if h["momentum"] != 0 else None),
         ("grad_avgs", grad_avgs if h["centered"] else None),
     ]
-    _functional(
-        _KIND_RMSPROP, params, grads, states, step, dict(h, centered=int(h["centered"]))
-    )
+    _functional(params, grads, states, step, _RMSpropBase._c_fields(h))
 
 
 def adagrad(params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps):
@@ -279,5 +257,5 @@ def adagrad(params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps)
         initial_accumulator_value=0.0,
         eps=eps,
     )
-    del h["initial_accumulator_value"]
-    _functional(_KIND_ADAGRAD, params, grads, [("state_sums", state_sums)], step, h)
+    states = [("state_sums", state_sums)]
+    _functional(params, grads, states, step, _AdagradBase._c_fields(h))

@@ -26,6 +26,11 @@ from typing import Any
 import numpy as np
 
 from gdcore._history import History
+from gdcore._mlp import MLPBase
+from gdcore._optimizer import _Optimizer
+from gdcore.lm import fit_lm
+from gdcore.nn import MLP
+from gdcore.optim import _Fused
 
 __all__ = ["History", "fit"]
 
@@ -116,8 +121,6 @@ def fit(
     parameters: those in place before the failing batch when they are finite, otherwise
     the parameters at the start of that epoch (the message says which).
     """
-    from gdcore._mlp import MLPBase
-
     if not isinstance(model, MLPBase):
         raise TypeError(
             "`model` must be a gdcore.nn.MLP or gdcore.reference.MLP, "
@@ -136,8 +139,6 @@ def fit(
             raise ValueError(
                 f"`optimizer` must be an optimizer object or 'lm', got {optimizer!r}"
             )
-        from gdcore.lm import fit_lm
-
         return fit_lm(model, X, y, epochs=epochs, tol=tol, callback=callback)
 
     if sampling not in _SAMPLINGS:
@@ -213,12 +214,12 @@ def _positive_int(value: Any, name: str) -> int:
 
 def _check_optimizer(model: Any, optimizer: Any) -> None:
     """Check that `optimizer` updates exactly the model's parameter arrays."""
-    params = getattr(optimizer, "params", None)
-    if params is None or not callable(getattr(optimizer, "step", None)):
+    if not isinstance(optimizer, _Optimizer):
         raise TypeError(
-            "`optimizer` must be a gdcore optimizer (with `params` and `step`), "
+            "`optimizer` must be an optimizer of gdcore.optim or gdcore.reference, "
             f"got {type(optimizer).__name__}"
         )
+    params = optimizer.params
     if len(params) != len(model.params) or any(
         p is not q for p, q in zip(params, model.params, strict=True)
     ):
@@ -229,9 +230,6 @@ def _check_optimizer(model: Any, optimizer: Any) -> None:
 
 def _choose_engine(engine: str, model: Any, optimizer: Any) -> bool:
     """Return True when the compiled whole-epoch engine is to be used."""
-    from gdcore.nn import MLP
-    from gdcore.optim import _Fused
-
     supported = isinstance(model, MLP) and isinstance(optimizer, _Fused)
     if engine == "compiled" and not supported:
         raise ValueError(
@@ -283,7 +281,7 @@ def _python_epoch(
         if not math.isfinite(loss):
             return losses, b, _LOSS_NOT_FINITE
         optimizer.step(grads)
-        if not np.isfinite(model.flat_params).all():
+        if optimizer._nonfinite:  # set by every step from the values it wrote
             return losses, b + 1, _PARAMS_NOT_FINITE
     return losses, n_batches, _OK
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import operator
-
 from gdcore import _core
+from gdcore._validation import int_in_range
 
 
 def set_num_threads(n: int | None) -> None:
@@ -28,15 +27,7 @@ def set_num_threads(n: int | None) -> None:
     if n is None:
         _core._set_num_threads(0)
         return
-    if isinstance(n, bool):
-        raise TypeError("`n` must be an int or None, got bool")
-    try:
-        count = operator.index(n)
-    except TypeError:
-        raise TypeError(f"`n` must be an int or None, got {type(n).__name__}") from None
-    limit = _core._max_threads()
-    if not 1 <= count <= limit:
-        raise ValueError(f"`n` must be between 1 and {limit}, got {count}")
+    count = int_in_range(n, "n", 1, _core._max_threads())
     _core._set_num_threads(count)
 
 

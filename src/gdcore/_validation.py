@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 
@@ -25,3 +27,23 @@ def real_vector(x, name: str, *, keep_float32: bool = False) -> np.ndarray:
         raise ValueError(f"`{name}` must be finite, got {arr}")
     dtype = np.float32 if keep_float32 and arr.dtype == np.float32 else np.float64
     return np.array(arr, dtype=dtype, order="C", copy=True)
+
+
+def int_in_range(value, name: str, low: int, high: int | None = None) -> int:
+    """`value` as an int in [low, high] (no upper bound when `high` is None).
+
+    Raises TypeError (bool or not an integer) or ValueError (out of range) that name
+    `name`.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"`{name}` must be an int, got bool")
+    try:
+        count = operator.index(value)
+    except TypeError:
+        kind = type(value).__name__
+        raise TypeError(f"`{name}` must be an int, got {kind}") from None
+    if high is None and count < low:
+        raise ValueError(f"`{name}` must be at least {low}, got {count}")
+    if high is not None and not low <= count <= high:
+        raise ValueError(f"`{name}` must be between {low} and {high}, got {count}")
+    return count

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-import operator
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 from gdcore._history import History
 from gdcore._mlp import MLPBase
 from gdcore._optimizer import _Optimizer
+from gdcore._validation import int_in_range
 from gdcore.lm import fit_lm
 from gdcore.nn import MLP
 from gdcore.optim import _Fused
@@ -126,7 +126,7 @@ def fit(
             "`model` must be a gdcore.nn.MLP or gdcore.reference.MLP, "
             f"got {type(model).__name__}"
         )
-    epochs = _positive_int(epochs, "epochs")
+    epochs = int_in_range(epochs, "epochs", 1)
     if tol is not None:
         if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
             raise TypeError(f"`tol` must be a real number or None, got {tol!r}")
@@ -153,7 +153,7 @@ def fit(
     n = X.shape[0]
     if batch_size is None:
         batch_size = n
-    batch_size = _positive_int(batch_size, "batch_size")
+    batch_size = int_in_range(batch_size, "batch_size", 1)
     use_compiled = _choose_engine(engine, model, optimizer)
     bar = _progress_bar(progress, epochs)
     rng = np.random.default_rng(seed)
@@ -196,20 +196,6 @@ def fit(
         history.time = time.perf_counter() - start
     logger.info("fit: %s", history.message)
     return history
-
-
-def _positive_int(value: Any, name: str) -> int:
-    """Return `value` as an int >= 1, or raise naming `name`."""
-    if isinstance(value, bool):
-        raise TypeError(f"`{name}` must be an int, got bool")
-    try:
-        count = operator.index(value)
-    except TypeError:
-        kind = type(value).__name__
-        raise TypeError(f"`{name}` must be an int, got {kind}") from None
-    if count < 1:
-        raise ValueError(f"`{name}` must be at least 1, got {count}")
-    return count
 
 
 def _check_optimizer(model: Any, optimizer: Any) -> None:

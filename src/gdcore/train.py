@@ -262,11 +262,12 @@ def _python_epoch(
     losses = np.empty(n_batches)
     for b in range(n_batches):
         idx = order[b * batch_size : (b + 1) * batch_size]
-        loss, grads = model.loss_and_grad(X[idx], y[idx])
+        # X and y were checked and converted once per fit: skip the public checks.
+        loss = model._loss_and_grad(X[idx], y[idx], True)
         losses[b] = loss
         if not math.isfinite(loss):
             return losses, b, _LOSS_NOT_FINITE
-        optimizer.step(grads)
+        optimizer.step(model.grads)
         if optimizer._nonfinite:  # set by every step from the values it wrote
             return losses, b + 1, _PARAMS_NOT_FINITE
     return losses, n_batches, _OK

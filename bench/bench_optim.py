@@ -48,11 +48,13 @@ IMPLS = ["a+=b", "a+=b-threads", "gdcore", "gdcore-1t", "reference", "textbook",
          "torch", "torch-foreach", "torch-fused"]
 
 
-def _data(n, dtype, n_arrays=1):
-    """Seeded params and grads, as `n_arrays` arrays of n elements."""
+def _data(n, dtype, n_arrays=1, shapes=None):
+    """Seeded params and grads, as `n_arrays` arrays of n elements, or one array of
+    each shape in `shapes`."""
     rng = np.random.default_rng(0)
-    params = [rng.standard_normal(n).astype(dtype) for _ in range(n_arrays)]
-    grads = [rng.standard_normal(n).astype(dtype) for _ in range(n_arrays)]
+    shapes = [(n,)] * n_arrays if shapes is None else shapes
+    params = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
+    grads = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
     return params, grads
 
 
@@ -124,9 +126,10 @@ def _make_step(impl, name, kwargs, params, grads):
     return topt.step
 
 
-def _check_one_step(impl, name, kwargs, n, dtype, n_arrays=1, layout="separate"):
+def _check_one_step(impl, name, kwargs, n, dtype, n_arrays=1, layout="separate",
+                    shapes=None):
     """Compare one step of `impl` with the reference on fresh inputs."""
-    params, grads = _layout(*_data(n, dtype, n_arrays), layout)
+    params, grads = _layout(*_data(n, dtype, n_arrays, shapes), layout)
     expected = [p.copy() for p in params]
     getattr(reference, name)(expected, **kwargs).step(grads)
     with _no_grad():
@@ -150,8 +153,10 @@ def _layout(params, grads, layout):
         return params, grads
     out = []
     for arrays in (params, grads):
-        flat = np.concatenate(arrays)
-        out.append(list(np.split(flat, len(arrays))))
+        flat = np.concatenate([a.ravel() for a in arrays])
+        ends = np.cumsum([a.size for a in arrays])
+        out.append([part.reshape(a.shape) for part, a in
+                    zip(np.split(flat, ends[:-1]), arrays, strict=True)])
     return out
 
 
@@ -209,15 +214,16 @@ def _inplace_add(benchmark, name, n, dtype):
     _run(benchmark, lambda: np.add(a, b, out=a), n)
 
 
-def _inplace_add_threads(benchmark, name, n, dtype):
+def _inplace_add_threads(benchmark, name, n, dtype, run_size=None):
     """a += b on gdcore's threads: NumPy's is serial, so the in-place bound at the
     thread count of the "gdcore" row comes from gdcore's own plain-SGD kernel,
-    p -= 1 * (-b), which reads 2 arrays and writes 1 like a += b."""
+    p -= 1 * (-b), which reads 2 arrays and writes 1 like a += b. `run_size` is the
+    size `_run` times it as (default n), to match the rows it is compared with."""
     (a,), (b,) = _data(n, dtype)
     minus_b = -b
     opt = optim.SGD([a], lr=1.0)
     _info(benchmark, "a+=b-threads", name, n, dtype, 3)
-    _run(benchmark, lambda: opt.step([minus_b]), n)
+    _run(benchmark, lambda: opt.step([minus_b]), n if run_size is None else run_size)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -252,20 +258,37 @@ def test_step(benchmark, impl, name, size, dtype):
         gdcore.set_num_threads(threads)
 
 
-MULTI_IMPLS = ["gdcore-flat", "gdcore-separate", "reference", "numpy-loop", "torch",
-               "torch-foreach", "torch-fused"]
+MULTI_IMPLS = ["a+=b-threads", "gdcore-flat", "gdcore-separate", "reference",
+               "numpy-loop", "torch", "torch-foreach", "torch-fused"]
+# A model's parameter shapes: 100 arrays of 10k, and the weights and biases of a
+# 784-512-256-10 MLP (535,818 parameters), as gdcore.nn.MLP lays them out.
+MODELS = {
+    "100x10k": [(10_000,)] * 100,
+    "MLP-784-512-256-10": [(784, 512), (512,), (512, 256), (256,), (256, 10), (10,)],
+}
 
 
 @pytest.mark.parametrize("impl", MULTI_IMPLS)
-def test_adam_100_arrays_of_10k(benchmark, impl):
-    """Adam on 100 arrays x 10k float32: one-buffer and separate-arrays paths."""
+@pytest.mark.parametrize("model", list(MODELS))
+def test_adam_many_arrays(benchmark, impl, model):
+    """Adam over a whole model's float32 arrays: one buffer ("gdcore-flat", views of
+    one buffer as gdcore.nn.MLP holds them) or separate arrays, against torch.
+
+    These sizes live in the caches, so the bandwidth reference is an add over the same
+    footprint: two arrays of twice the parameter count hold as many bytes as Adam's
+    p, g, m and v."""
     kwargs, arrays_moved = OPTIMIZERS["Adam"]
-    benchmark.group = "Adam-100x10k-float32"
+    shapes = MODELS[model]
+    n_total = sum(int(np.prod(shape)) for shape in shapes)
+    benchmark.group = f"Adam-{model}-float32"
+    if impl == "a+=b-threads":
+        _inplace_add_threads(benchmark, "Adam", 2 * n_total, np.float32, run_size=0)
+        return
     layout = "flat" if impl == "gdcore-flat" else "separate"
     base = {"gdcore-flat": "gdcore", "gdcore-separate": "gdcore",
             "numpy-loop": "textbook"}.get(impl, impl)
-    _check_one_step(base, "Adam", kwargs, 10_000, np.float32, 100, layout)
-    params, grads = _layout(*_data(10_000, np.float32, 100), layout)
+    _check_one_step(base, "Adam", kwargs, 0, np.float32, layout=layout, shapes=shapes)
+    params, grads = _layout(*_data(0, np.float32, shapes=shapes), layout)
     step = _make_step(base, "Adam", kwargs, params, grads)
-    _info(benchmark, impl, "Adam", 1_000_000, np.float32, arrays_moved)
+    _info(benchmark, impl, "Adam", n_total, np.float32, arrays_moved)
     _run(benchmark, step, 0)

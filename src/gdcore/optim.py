@@ -78,12 +78,13 @@ class _Fused:
 
     def step(self, grads: Sequence[np.ndarray]) -> None:
         """Update every param in place from its gradient (list aligned with params)."""
-        flag = self._fused.step(grads, self._step_count)
+        attrs = self.__dict__  # skips the guarding __setattr__: ~0.3 us per step
+        flag = self._fused.step(grads, attrs["_step_count"])
         if flag < 0:
             _check_grads(self._params, self._addresses, grads)
             raise ValueError("`grads` was rejected by the compiled step")
-        self._step_count += 1
-        self._nonfinite = flag == 1
+        attrs["_step_count"] += 1
+        attrs["_nonfinite"] = flag == 1
 
 
 class SGD(_Fused, _SGDBase):

@@ -80,7 +80,9 @@ def adam(
 ) -> None:
     """One Adam step (AdamW when ``decoupled_weight_decay``)."""
     bias_correction1 = 1 - beta1**step
-    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+    # A multiplication by the reciprocal where torch divides, as gdcore.optim does (one
+    # division per element less; the denominators differ by at most an ulp).
+    inv_bias_correction2_sqrt = 1 / (1 - beta2**step) ** 0.5
     step_size = lr / bias_correction1
     for p, g, m, v, v_max in zip(
         params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, strict=True
@@ -95,7 +97,7 @@ def adam(
         if amsgrad:
             np.maximum(v_max, v, out=v_max)
             v = v_max
-        denom = np.sqrt(v) / bias_correction2_sqrt + eps
+        denom = np.sqrt(v) * inv_bias_correction2_sqrt + eps
         p -= step_size * m / denom
 
 

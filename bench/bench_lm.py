@@ -40,6 +40,7 @@ def test_nist_start2(benchmark, name, impl):
     res = solve(problem)
     assert nist.lre(res.x, problem.certified) >= 6.0
     benchmark.group = f"lm-{name}"
+    benchmark.extra_info["impl"] = impl
     benchmark.extra_info["nfev"] = int(res.nfev)
     benchmark.extra_info["lre"] = nist.lre(res.x, problem.certified)
     benchmark(solve, problem)

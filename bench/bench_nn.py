@@ -48,7 +48,7 @@ def test_forward_backward(benchmark, name, impl):
     ref = reference.MLP(sizes, dtype=dtype, seed=0)
     expected = ref.loss_and_grad(X, y)[0]
     benchmark.group = f"fwd+bwd {name}"
-    benchmark.extra_info["gflop"] = flops(sizes, len(X)) / 1e9
+    benchmark.extra_info.update(impl=impl, gflop=flops(sizes, len(X)) / 1e9)
     if impl == "gdcore":
         model = nn.MLP(sizes, dtype=dtype, seed=0)
         assert model.loss_and_grad(X, y)[0] == pytest.approx(expected, rel=RTOL[dtype])
@@ -76,6 +76,7 @@ def test_epoch(benchmark, impl):
     opt = optim.SGD(model.params, lr=1e-3, momentum=0.9)
     X, y = model._prepare_data(X, y)
     benchmark.group = "epoch 784-256-128-10 b128 f32, 2048 rows, SGD momentum"
+    benchmark.extra_info["impl"] = "gdcore" if impl == "compiled epoch" else impl
 
     def python_loop():
         for start in range(0, len(order), batch):
@@ -104,6 +105,7 @@ def test_forward_backward_torch(benchmark, name):
     sizes, dtype, X, y = make_problem(name)
     ref = reference.MLP(sizes, dtype=dtype, seed=0)
     benchmark.group = f"fwd+bwd {name}"
+    benchmark.extra_info["impl"] = "torch"
     step = torch_step(ref, X, y)
     assert step() == pytest.approx(ref.loss(X, y), rel=RTOL[dtype])
     benchmark(step)

@@ -19,6 +19,9 @@ Training epochs (bench_train.py, groups whose results record ``samples``), one d
 set, batch size and dtype per row: gdcore's epoch time and samples/s, its speed-up
 over every other implementation, and the fraction of the GEMM limit it reaches
 (time of the epoch's matrix products alone / gdcore's epoch time).
+
+Other groups (bench_nn.py, bench_lm.py), one per row: gdcore's time and its speed-up
+over each other implementation of the group.
 """
 
 from __future__ import annotations
@@ -68,10 +71,15 @@ def _is_training(group: dict) -> bool:
     return any(result[3] for result in group.values())
 
 
+def _is_step(group: dict) -> bool:
+    """Whether the group's results record bytes moved (bench_optim.py)."""
+    return any(result[1] for result in group.values())
+
+
 def table(groups: dict) -> str:
     """Markdown table: one row per group, one speed-up column per alternative."""
     groups = {name: g for name, g in groups.items()
-              if any(p in g for p in PRIMARY) and not _is_training(g)}
+              if any(p in g for p in PRIMARY) and _is_step(g)}
     others = sorted({impl for g in groups.values() for impl in g
                      if impl not in PRIMARY and not impl.startswith("a+=b")})
     head = ["group", "gdcore", "GB/s", "of a+=b (same threads)", "1 thread: of a+=b",
@@ -120,6 +128,20 @@ def train_table(groups: dict) -> str:
     return "\n".join(lines)
 
 
+def other_table(groups: dict) -> str:
+    """Markdown table of the groups that record neither bytes nor samples."""
+    groups = {name: g for name, g in groups.items()
+              if "gdcore" in g and not _is_training(g) and not _is_step(g)}
+    lines = ["| group | gdcore | speed-up over |", "|---|---|---|"]
+    for name in sorted(groups):
+        group = groups[name]
+        seconds = group["gdcore"][0]
+        ratios = ", ".join(f"{impl} {group[impl][0] / seconds:.2f}x"
+                           for impl in sorted(group) if impl != "gdcore")
+        lines.append(f"| {name} | {_fmt_time(seconds)} | {ratios} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json_file")
@@ -145,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     if training.count("\n") > 1:
         print("\nTraining, one epoch per call (Adam, lr 1e-3):\n")
         print(training)
+    others = other_table(groups)
+    if others.count("\n") > 1:
+        print("\nNetworks and Levenberg-Marquardt:\n")
+        print(others)
     return 0
 
 

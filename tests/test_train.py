@@ -253,6 +253,14 @@ def test_bad_arguments_are_named_and_leave_the_model_alone():
         fit(model, np.where(X > 2, np.nan, X), y, opt, epochs=1)
     with pytest.raises(ValueError, match="`engine`"):
         fit(model, X, y, opt, epochs=1, engine="gpu")
+    with pytest.raises(ValueError, match="`seed` must be >= 0"):
+        fit(model, X, y, opt, epochs=1, seed=-1)
+    with pytest.raises(TypeError, match="`seed`"):
+        fit(model, X, y, opt, epochs=1, seed=1.5)
+    with pytest.raises(TypeError, match="`shuffle`"):
+        fit(model, X, y, opt, epochs=1, shuffle="no")
+    with pytest.raises(TypeError, match="`progress`"):
+        fit(model, X, y, opt, epochs=1, progress="yes")
     other = MLP([4, 5, 3], seed=0)
     with pytest.raises(ValueError, match="`optimizer`"):
         fit(model, X, y, optim.SGD(other.params, lr=0.1), epochs=1)
@@ -299,3 +307,50 @@ def test_non_finite_targets_are_rejected_before_training():
             epochs=1,
         )
     np.testing.assert_array_equal(model.flat_params, before)
+
+
+class ClippedSGD(optim.SGD):
+    """A compiled SGD whose step clips the gradient first."""
+
+    def step(self, grads):
+        super().step([np.clip(g, -1e-3, 1e-3) for g in grads])
+
+
+class ScaledLossMLP(MLP):
+    """A compiled MLP whose loss_and_grad halves the gradient."""
+
+    def loss_and_grad(self, X, y):
+        loss, grads = super().loss_and_grad(X, y)
+        for g in grads:
+            g *= 0.5
+        return loss, grads
+
+
+@pytest.mark.parametrize(
+    ("model_cls", "opt_cls", "expected"),
+    [(MLP, ClippedSGD, "clipped"), (ScaledLossMLP, optim.SGD, "halved")],
+)
+def test_overriding_subclasses_are_called_not_bypassed(model_cls, opt_cls, expected):
+    X, y = _blobs()
+    model = model_cls([4, 5, 3], seed=0)
+    fit(model, X, y, opt_cls(model.params, lr=0.5), epochs=2, batch_size=8, seed=0)
+    # The same updates written out with the plain classes and the Python loop.
+    manual = MLP([4, 5, 3], seed=0)
+    opt = optim.SGD(manual.params, lr=0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), 8):
+            idx = order[start : start + 8]
+            _, grads = manual.loss_and_grad(X[idx], y[idx])
+            if expected == "clipped":
+                grads = [np.clip(g, -1e-3, 1e-3) for g in grads]
+            else:
+                grads = [0.5 * g for g in grads]
+            opt.step(grads)
+    np.testing.assert_array_equal(model.flat_params, manual.flat_params)
+    plain = MLP([4, 5, 3], seed=0)
+    fit(plain, X, y, optim.SGD(plain.params, lr=0.5), epochs=2, batch_size=8, seed=0)
+    assert not np.array_equal(plain.flat_params, model.flat_params)
+    with pytest.raises(ValueError, match="would bypass the overriding"):
+        fit(model, X, y, opt_cls(model.params, lr=0.5), epochs=1, engine="compiled")

@@ -99,8 +99,11 @@ def fit(
         Called as ``callback(epoch, history)`` after each epoch (``epoch`` counts from
         1; ``history`` is the record so far).
     engine : {"auto", "compiled", "python"}, default "auto"
-        ``"auto"`` uses the compiled whole-epoch engine when the model and optimizer
-        support it and the step-by-step Python loop otherwise.
+        ``"auto"`` uses the compiled whole-epoch engine when the model is a
+        :class:`gdcore.nn.MLP` and the optimizer a :mod:`gdcore.optim` one, and the
+        step-by-step Python loop otherwise. A subclass that overrides the optimizer's
+        ``step`` or the model's ``loss_and_grad`` gets the Python loop, which calls
+        its methods; ``"compiled"`` then raises ValueError.
 
     Returns
     -------
@@ -132,6 +135,10 @@ def fit(
             raise TypeError(f"`tol` must be a real number or None, got {tol!r}")
         if not (0.0 <= tol < math.inf):
             raise ValueError(f"`tol` must be a finite number >= 0 or None, got {tol!r}")
+    for name, flag in (("shuffle", shuffle), ("progress", progress)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"`{name}` must be True or False, got {flag!r}")
+    rng = _check_seed(seed)
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable, got {type(callback).__name__}")
     if isinstance(optimizer, str):
@@ -156,7 +163,6 @@ def fit(
     batch_size = int_in_range(batch_size, "batch_size", 1)
     use_compiled = _choose_engine(engine, model, optimizer)
     bar = _progress_bar(progress, epochs)
-    rng = np.random.default_rng(seed)
 
     history = History()
     start = time.perf_counter()
@@ -214,14 +220,50 @@ def _check_optimizer(model: Any, optimizer: Any) -> None:
         )
 
 
+def _check_seed(seed: Any) -> np.random.Generator:
+    """The batch sampler of `seed`: None, an integer >= 0 or a Generator."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return np.random.default_rng(seed)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            f"`seed` must be an integer, a numpy Generator or None, got {seed!r}"
+        )
+    if seed < 0:
+        raise ValueError(f"`seed` must be >= 0, got {seed}")
+    return np.random.default_rng(seed)
+
+
+def _overridden(model: Any, optimizer: Any) -> list[str]:
+    """Methods of a subclass that the compiled epoch would bypass."""
+    names = []
+    if type(optimizer).step is not _Fused.step:
+        names.append(f"{type(optimizer).__name__}.step")
+    for name in ("loss_and_grad", "_loss_and_grad", "_train_epoch"):
+        if getattr(type(model), name) is not getattr(MLP, name):
+            names.append(f"{type(model).__name__}.{name}")
+    return names
+
+
 def _choose_engine(engine: str, model: Any, optimizer: Any) -> bool:
-    """Return True when the compiled whole-epoch engine is to be used."""
+    """Return True when the compiled whole-epoch engine is to be used.
+
+    The compiled epoch runs the update and the passes in C, so it is used only when
+    the model and the optimizer are gdcore's compiled classes, or subclasses that
+    override none of the methods it replaces."""
     supported = isinstance(model, MLP) and isinstance(optimizer, _Fused)
     if engine == "compiled" and not supported:
         raise ValueError(
             "`engine`='compiled' needs a gdcore.nn.MLP and a gdcore.optim optimizer"
         )
-    return supported and engine != "python"
+    if not supported or engine == "python":
+        return False
+    overridden = _overridden(model, optimizer)
+    if overridden and engine == "compiled":
+        raise ValueError(
+            "`engine`='compiled' would bypass the overriding "
+            f"{', '.join(overridden)}; use engine='python' or 'auto'"
+        )
+    return not overridden
 
 
 def _progress_bar(progress: bool, epochs: int) -> Any:
@@ -260,14 +302,19 @@ def _python_epoch(
     """Run one epoch step by step; same contract as ``MLP._train_epoch``."""
     n_batches = -(-len(order) // batch_size)
     losses = np.empty(n_batches)
+    # A subclass's own loss_and_grad is called as is; otherwise the public checks
+    # are skipped, since X and y were checked and converted once per fit.
+    custom = type(model).loss_and_grad is not MLPBase.loss_and_grad
     for b in range(n_batches):
         idx = order[b * batch_size : (b + 1) * batch_size]
-        # X and y were checked and converted once per fit: skip the public checks.
-        loss = model._loss_and_grad(X[idx], y[idx], True)
+        if custom:
+            loss, grads = model.loss_and_grad(X[idx], y[idx])
+        else:
+            loss, grads = model._loss_and_grad(X[idx], y[idx], True), model.grads
         losses[b] = loss
         if not math.isfinite(loss):
             return losses, b, _LOSS_NOT_FINITE
-        optimizer.step(model.grads)
+        optimizer.step(grads)
         if optimizer._nonfinite:  # set by every step from the values it wrote
             return losses, b + 1, _PARAMS_NOT_FINITE
     return losses, n_batches, _OK

@@ -298,10 +298,13 @@ def load_cases(params):
         (lambda sd: sd["state"].pop(1), ValueError, "`state`"),
         (lambda sd: sd.pop("state"), ValueError, "`state_dict`"),
         (lambda sd: sd["param_groups"].append({}), ValueError, "`param_groups`"),
+        (lambda sd: [entry.update(step=2**70) for entry in sd["state"].values()],
+         ValueError, "`step`"),
+        (set_group("lr", 10**400), ValueError, "`lr`"),
     ]
 
 
-@pytest.mark.parametrize("case", range(14))
+@pytest.mark.parametrize("case", range(16))
 def test_load_state_dict_rejects_and_changes_nothing(backend, case):
     rng = np.random.default_rng(5)
     params, _ = make_params(rng, np.float64, "separate", [(3,), (2, 2)])

@@ -41,14 +41,20 @@ def _check_real(
     """Return `value` as float after checking low <= value (< high), finite."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {_describe(value)}")
-    value = float(value)
+    given = value
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond the float range
+        value = math.inf if value > 0 else -math.inf
     ok = low < value if low_open else low <= value
     if high is not None:
         ok = ok and value < high
     if not (ok and math.isfinite(value)):
         lower = f"{low} < {name}" if low_open else f"{low} <= {name}"
         upper = f" < {high}" if high is not None else ""
-        raise ValueError(f"Invalid `{name}`: need {lower}{upper}, finite; got {value}")
+        raise ValueError(
+            f"Invalid `{name}`: need {lower}{upper}, finite; got {given!r:.40}"
+        )
     return value
 
 
@@ -164,14 +170,24 @@ def _check_state_list(
     return list(arrays)
 
 
+# Largest step count: the kernels compute the bias corrections from it in double.
+MAX_STEP = 2**53
+
+
 def _check_step_value(value: object) -> int:
     """Return a saved step count as int (torch stores it as a float)."""
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value.item()
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"`step` must be a non-negative integer, got {value!r:.40}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not 0 <= value <= MAX_STEP
+    ):
+        raise ValueError(
+            f"`step` must be an integer from 0 to 2**53, got {value!r:.40}"
+        )
     return int(value)
 
 

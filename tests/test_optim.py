@@ -664,3 +664,25 @@ def test_unknown_or_read_only_attributes_cannot_be_set(module):
         opt.betas = (0.5, 0.5)
     opt.lr = 0.2
     assert opt.lr == 0.2 and opt.betas == (0.9, 0.999)
+
+
+@pytest.mark.parametrize("module", [optim, reference])
+def test_subclasses_may_add_attributes_but_not_hyperparameters(module):
+    class Logged(module.Adam):
+        def __init__(self, params, **kwargs):
+            super().__init__(params, **kwargs)
+            self.history = []
+
+        def step(self, grads):
+            self.history.append(self.step_count)
+            super().step(grads)
+
+    w = np.zeros(3)
+    opt = Logged([w], lr=0.1)
+    opt.step([np.ones(3)])
+    opt.step([np.ones(3)])
+    assert opt.history == [0, 1]
+    with pytest.raises(AttributeError, match="no attribute 'momentum' to set"):
+        opt.momentum = 0.5
+    with pytest.raises(AttributeError, match="no attribute 'weight_decai' to set"):
+        module.Adam([w]).weight_decai = 0.1

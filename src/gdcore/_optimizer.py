@@ -211,6 +211,13 @@ C_HYPER_DEFAULTS = dict(
 )
 
 
+# Hyperparameter names of all optimizers: none can be set as a plain attribute.
+HYPER_NAMES = frozenset(
+    "lr weight_decay momentum dampening nesterov betas eps amsgrad "
+    "decoupled_weight_decay alpha centered lr_decay initial_accumulator_value".split()
+)
+
+
 # Limitation: one parameter group per optimizer (torch allows several with their own
 # hyperparameters); the flat state and the single kernel call per step rely on one set
 # of hyperparameters. Use one optimizer per group instead.
@@ -236,10 +243,14 @@ class _Optimizer:
         self._setup()
 
     def __setattr__(self, name: str, value: object) -> None:
-        # Only `lr` (a property) may change after construction; this catches typos
-        # such as setting `momentum` on an Adam, which would otherwise do nothing.
-        if not name.startswith("_") and not isinstance(
-            getattr(type(self), name, None), property
+        # Only `lr` (a property) may change after construction; this catches setting a
+        # hyperparameter, e.g. `momentum` on an Adam, which would otherwise do nothing.
+        # gdcore's own classes refuse any other public name too (a typo such as
+        # `opt.weight_decai`); a user's subclass may add attributes of its own.
+        if (
+            not name.startswith("_")
+            and not isinstance(getattr(type(self), name, None), property)
+            and (name in HYPER_NAMES or type(self).__module__.startswith("gdcore."))
         ):
             raise AttributeError(
                 f"{type(self).__name__} has no attribute {name!r} to set; "

@@ -686,3 +686,34 @@ def test_subclasses_may_add_attributes_but_not_hyperparameters(module):
         opt.momentum = 0.5
     with pytest.raises(AttributeError, match="no attribute 'weight_decai' to set"):
         module.Adam([w]).weight_decai = 0.1
+
+
+@pytest.mark.parametrize("module", [optim, reference])
+@pytest.mark.parametrize("case", ["self", "crossed", "view", "flat"])
+def test_grads_sharing_memory_with_params_are_rejected(module, case):
+    flat = np.arange(1.0, 13.0)
+    params = [flat[:4], flat[4:]] if case == "flat" else [np.ones(4), np.ones(8)]
+    opt = module.AdamW(params, lr=0.1, weight_decay=0.5)
+    grads = {
+        "self": lambda: [params[0], np.ones(8)],
+        "crossed": lambda: [params[1][:4], params[0].repeat(2)],
+        "view": lambda: [np.ones(4), params[1]],
+        "flat": lambda: [np.ones(4), flat[:8]],
+    }[case]()
+    before = [p.copy() for p in params]
+    index = 1 if case in ("view", "flat") else 0
+    with pytest.raises(ValueError, match=rf"`grads\[{index}\]` shares memory"):
+        opt.step(grads)
+    for p, b in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p, b)
+    opt.step([np.ones(4), np.ones(8)])  # still usable
+    assert opt.step_count == 1
+
+
+@pytest.mark.parametrize("module", [optim, reference])
+def test_a_reshaped_param_is_named(module):
+    w = np.zeros((3, 4))
+    opt = module.SGD([w], lr=0.1)
+    w.shape = (4, 3)
+    with pytest.raises(ValueError, match=r"`params\[0\]` was reshaped to \(4, 3\)"):
+        opt.step([np.ones((4, 3))])

@@ -11,9 +11,11 @@ kernels work on the flat buffers directly.
 
 from __future__ import annotations
 
+import bisect
 import math
 import numbers
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -114,8 +116,44 @@ def _check_no_overlap(params: tuple[np.ndarray, ...]) -> None:
             raise ValueError(f"`params[{i}]` and `params[{j}]` share memory")
 
 
+class _Layout(NamedTuple):
+    """What a step checks its params and grads against, recorded once."""
+
+    addresses: tuple[int, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    span_lo: tuple[int, ...]  # sorted, merged byte ranges [lo, hi) of the params
+    span_hi: tuple[int, ...]
+
+
+def _layout(params: tuple[np.ndarray, ...]) -> _Layout:
+    """Record the addresses, shapes and byte ranges of checked params."""
+    spans = sorted(
+        (p.ctypes.data, p.ctypes.data + p.nbytes) for p in params if p.nbytes
+    )
+    merged: list[list[int]] = []
+    for lo, hi in spans:
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return _Layout(
+        tuple(p.ctypes.data for p in params),
+        tuple(p.shape for p in params),
+        tuple(lo for lo, _ in merged),
+        tuple(hi for _, hi in merged),
+    )
+
+
+def _overlaps_params(layout: _Layout, g: np.ndarray) -> bool:
+    """Whether the memory of the contiguous array `g` overlaps a param."""
+    lo = g.ctypes.data
+    k = bisect.bisect_right(layout.span_hi, lo)  # first range ending beyond lo
+    hi = lo + g.nbytes
+    return hi > lo and k < len(layout.span_lo) and layout.span_lo[k] < hi
+
+
 def _check_grads(
-    params: tuple[np.ndarray, ...], addresses: tuple[int, ...], grads: object
+    params: tuple[np.ndarray, ...], layout: _Layout, grads: object
 ) -> None:
     """Validate one step's grads (and that params are still usable) before any write."""
     if not isinstance(grads, list | tuple):
@@ -127,6 +165,12 @@ def _check_grads(
             f"`grads` has {len(grads)} arrays, expected {len(params)} (one per param)"
         )
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+        shape = layout.shapes[i]
+        if p.shape != shape:
+            raise ValueError(
+                f"`params[{i}]` was reshaped to {p.shape} since the optimizer was "
+                f"created with shape {shape}"
+            )
         if not isinstance(g, np.ndarray):
             raise TypeError(f"`grads[{i}]` must be a numpy.ndarray, got {_describe(g)}")
         if g.dtype != p.dtype:
@@ -134,18 +178,23 @@ def _check_grads(
                 f"`grads[{i}]` must have dtype {p.dtype} (native byte "
                 f"order) like the params, got {g.dtype}"
             )
-        if g.shape != p.shape:
+        if g.shape != shape:
             raise ValueError(
-                f"`grads[{i}]` has shape {g.shape}, expected {p.shape} "
+                f"`grads[{i}]` has shape {g.shape}, expected {shape} "
                 f"(the shape of `params[{i}]`)"
             )
         if not (g.flags.c_contiguous and g.flags.aligned):
             raise ValueError(f"`grads[{i}]` must be C-contiguous and aligned")
         if not p.flags.writeable:
             raise ValueError(f"`params[{i}]` has become read-only")
-        if p.ctypes.data != addresses[i]:
+        if p.ctypes.data != layout.addresses[i]:
             raise ValueError(
                 f"`params[{i}]` was reallocated since the optimizer was created"
+            )
+        if _overlaps_params(layout, g):
+            raise ValueError(
+                f"`grads[{i}]` shares memory with the params; pass a copy (a step "
+                "writes the params while it reads the grads)"
             )
 
 
@@ -234,7 +283,7 @@ class _Optimizer:
     def __init__(self, params: Sequence[np.ndarray], **hyper: object) -> None:
         self._hyper = self._validate_hyper(**hyper)
         self._params = _check_params(params)
-        self._addresses = tuple(p.ctypes.data for p in self._params)
+        self._layout = _layout(self._params)
         self._dtype = self._params[0].dtype
         self._sizes = tuple(p.size for p in self._params)
         self._step_count = 0

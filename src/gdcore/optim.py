@@ -5,8 +5,8 @@ NumPy twins in :mod:`gdcore.reference` (same IEEE operations in the same order).
 
 Performance notes
 -----------------
-Each ``step`` validates the grads (type, dtype, shape, contiguity, params still
-writeable) and then makes one compiled call that runs without the GIL and updates every
+Each ``step`` validates the grads (type, dtype, shape, contiguity, no memory shared
+with the params, params still writeable and in place) and then makes one compiled call that runs without the GIL and updates every
 param and its state in one pass over memory:
 
 * **Fast path**: when the params are consecutive pieces of one contiguous buffer (as
@@ -46,6 +46,7 @@ from gdcore._optimizer import (
     _check_params,
     _check_state_list,
     _check_step_value,
+    _layout,
     _RMSpropBase,
     _SGDBase,
 )
@@ -81,7 +82,7 @@ class _Fused:
         attrs = self.__dict__  # skips the guarding __setattr__: ~0.3 us per step
         flag = self._fused.step(grads, attrs["_step_count"])
         if flag < 0:
-            _check_grads(self._params, self._addresses, grads)
+            _check_grads(self._params, self._layout, grads)
             raise ValueError("`grads` was rejected by the compiled step")
         attrs["_step_count"] += 1
         attrs["_nonfinite"] = flag == 1
@@ -113,7 +114,7 @@ class Adagrad(_Fused, _AdagradBase):
 def _functional(params, grads, states, step, fields):
     """Validate everything, then run one kernel call over the arrays."""
     params = _check_params(params)
-    _check_grads(params, tuple(p.ctypes.data for p in params), grads)
+    _check_grads(params, _layout(params), grads)
     lists = []
     for name, arrays in states:
         lists.append([] if arrays is None else _check_state_list(name, params, arrays))

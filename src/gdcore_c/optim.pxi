@@ -109,6 +109,10 @@ cdef class _FusedStep:
     cdef cnp.npy_intp *dims
     cdef Py_ssize_t *dim_start
     cdef gd_segment *template
+    # The params' byte ranges, sorted and merged: a grad must not overlap them.
+    cdef uintptr_t *span_lo
+    cdef uintptr_t *span_hi
+    cdef Py_ssize_t nspans
 
     def __cinit__(self, tuple params, tuple flat_state, bint double_precision):
         cdef Py_ssize_t i, j, ndim_total = 0, offset = 0
@@ -146,12 +150,52 @@ cdef class _FusedStep:
             self.template[i].s1 = s[1] + offset if s[1] != NULL else NULL
             self.template[i].s2 = s[2] + offset if s[2] != NULL else NULL
             offset += <Py_ssize_t>(self.template[i].n * self.itemsize)
+        self._build_spans()
+
+    cdef void _build_spans(self) except *:
+        """Sorted, merged byte ranges [lo, hi) of the non-empty params."""
+        cdef Py_ssize_t i
+        cdef uintptr_t start
+        spans = []
+        for i in range(self.nparams):
+            if self.template[i].n > 0:
+                start = <uintptr_t>self.template[i].p
+                spans.append((start, start + self.template[i].n * self.itemsize))
+        spans.sort()
+        merged = []  # (the module is compiled without wraparound: no negative indices)
+        for lo, hi in spans:
+            if merged and lo <= merged[len(merged) - 1][1]:
+                last = merged[len(merged) - 1]
+                last[1] = max(last[1], hi)
+            else:
+                merged.append([lo, hi])
+        self.nspans = len(merged)
+        self.span_lo = <uintptr_t *>malloc(self.nspans * sizeof(uintptr_t) + 1)
+        self.span_hi = <uintptr_t *>malloc(self.nspans * sizeof(uintptr_t) + 1)
+        if self.span_lo == NULL or self.span_hi == NULL:
+            raise MemoryError()
+        for i in range(self.nspans):
+            self.span_lo[i] = merged[i][0]
+            self.span_hi[i] = merged[i][1]
+
+    cdef bint _overlaps_params(self, uintptr_t lo, uintptr_t hi) noexcept:
+        """Whether the byte range [lo, hi) overlaps a param (binary search)."""
+        cdef Py_ssize_t a = 0, b = self.nspans, mid
+        while a < b:  # first span whose end lies beyond lo
+            mid = (a + b) // 2
+            if self.span_hi[mid] <= lo:
+                a = mid + 1
+            else:
+                b = mid
+        return a < self.nspans and self.span_lo[a] < hi
 
     def __dealloc__(self):
         free(self.ndims)
         free(self.dims)
         free(self.dim_start)
         free(self.template)
+        free(self.span_lo)
+        free(self.span_hi)
 
     def set_hyper(self, dict hyper):
         """Replace the hyperparameters (a dict with the gd_hyper field names)."""
@@ -223,6 +267,9 @@ cdef class _FusedStep:
             if self.template[i].n == 0:
                 continue
             g = cnp.PyArray_DATA(<cnp.ndarray>obj)
+            if self._overlaps_params(<uintptr_t>g,
+                                     <uintptr_t>g + self.template[i].n * item):
+                return -1
             # Merge with the previous segment when every array continues it in memory.
             if nseg > 0:
                 last = &merged[nseg - 1]

@@ -196,7 +196,7 @@ class _Reference:
 
     def step(self, grads: Sequence[np.ndarray]) -> None:
         """Update every param in place from its gradient (list aligned with params)."""
-        _check_grads(self._params, self._addresses, grads)
+        _check_grads(self._params, self._layout, grads)
         self._update(list(grads), self._step_count + 1)
         self._step_count += 1
         self._nonfinite = not all(np.isfinite(p).all() for p in self._params)

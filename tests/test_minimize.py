@@ -334,3 +334,12 @@ def test_missing_or_unknown_hyperparameters_name_the_optimizer():
         minimize(lambda x: float(x @ x), [1.0], grad=lambda x: 2 * x)
     with pytest.raises(TypeError, match="of Adam: got an unexpected keyword"):
         minimize(lambda x: float(x @ x), [1.0], optimizer="adam", momentum=0.9)
+
+
+def test_a_gradient_returning_x_itself_is_copied(sgd):
+    # f = |x|^2 / 2 has gradient x; returning the (read-only) argument is natural.
+    res = minimize(
+        lambda x: 0.5 * float(x @ x), np.ones(3), grad=lambda x: x, optimizer=sgd,
+        lr=0.25, max_iter=5, tol=0.0,
+    )
+    np.testing.assert_array_equal(res.x, np.full(3, 0.75**5))

@@ -107,7 +107,10 @@ class _Objective:
             raise ValueError(
                 f"`grad` must return an array of shape ({self.n},), got {g.shape}"
             )
-        return np.ascontiguousarray(g, dtype=self.dtype)
+        g = np.ascontiguousarray(g, dtype=self.dtype)
+        # A gradient that is x itself (or a view of it) is copied: the optimizers
+        # refuse grads that share memory with the params they update.
+        return g.copy() if np.may_share_memory(g, x) else g
 
     def _central_differences(self, x: np.ndarray) -> np.ndarray:
         """Central differences, steps eps**(1/3) * max(1, |x_j|) in x's dtype."""

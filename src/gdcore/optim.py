@@ -6,8 +6,9 @@ NumPy twins in :mod:`gdcore.reference` (same IEEE operations in the same order).
 Performance notes
 -----------------
 Each ``step`` validates the grads (type, dtype, shape, contiguity, no memory shared
-with the params, params still writeable and in place) and then makes one compiled call that runs without the GIL and updates every
-param and its state in one pass over memory:
+with the params, params still writeable and in place) and then makes one compiled call
+that runs without the GIL and updates every param and its state in one pass over
+memory:
 
 * **Fast path**: when the params are consecutive pieces of one contiguous buffer (as
   an MLP's ``params`` are views into ``flat_params``) and the grads are likewise

@@ -717,3 +717,35 @@ def test_a_reshaped_param_is_named(module):
     w.shape = (4, 3)
     with pytest.raises(ValueError, match=r"`params\[0\]` was reshaped to \(4, 3\)"):
         opt.step([np.ones((4, 3))])
+
+
+def test_functional_steps_reject_overlapping_state_and_write_nothing():
+    p, g = [np.ones(4)], [np.full(4, 0.5)]
+    m = [np.zeros(4)]
+    kwargs = dict(step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                  amsgrad=False)
+
+    def either(a, b):  # the message names the two arrays in address order
+        pair = r"`{}\[0\]` shares memory with `{}\[0\]`"
+        return pair.format(a, b) + "|" + pair.format(b, a)
+
+    with pytest.raises(ValueError, match=either("exp_avgs", "exp_avg_sqs")):
+        optim.adam(p, g, m, m, None, **kwargs)
+    with pytest.raises(ValueError, match=either("params", "exp_avgs")):
+        optim.adam(p, g, [p[0]], [np.zeros(4)], None, **kwargs)
+    with pytest.raises(ValueError, match=r"`grads\[0\]` shares memory"):
+        optim.adam(p, m, m, [np.zeros(4)], None, **kwargs)
+    np.testing.assert_array_equal(p[0], np.ones(4))
+    np.testing.assert_array_equal(m[0], np.zeros(4))
+    optim.adam(p, g, m, [np.zeros(4)], None, **kwargs)
+    assert p[0][0] < 1.0
+
+
+@pytest.mark.parametrize("module", [optim, reference])
+def test_grads_may_not_be_the_optimizer_state(module):
+    w = np.ones(4)
+    opt = module.Adam([w], lr=0.1)
+    state = opt._views[0]["exp_avg"]  # what a caller holding a state view would pass
+    with pytest.raises(ValueError, match=r"`grads\[0\]` shares memory"):
+        opt.step([state])
+    np.testing.assert_array_equal(w, np.ones(4))

@@ -125,10 +125,15 @@ class _Layout(NamedTuple):
     span_hi: tuple[int, ...]
 
 
-def _layout(params: tuple[np.ndarray, ...]) -> _Layout:
-    """Record the addresses, shapes and byte ranges of checked params."""
+def _layout(
+    params: tuple[np.ndarray, ...], state: Sequence[np.ndarray] = ()
+) -> _Layout:
+    """Record the addresses and shapes of checked params, and the byte ranges that
+    grads must not overlap: the params' and those of the `state` arrays."""
     spans = sorted(
-        (p.ctypes.data, p.ctypes.data + p.nbytes) for p in params if p.nbytes
+        (a.ctypes.data, a.ctypes.data + a.nbytes)
+        for a in (*params, *state)
+        if a.nbytes
     )
     merged: list[list[int]] = []
     for lo, hi in spans:
@@ -193,9 +198,22 @@ def _check_grads(
             )
         if _overlaps_params(layout, g):
             raise ValueError(
-                f"`grads[{i}]` shares memory with the params; pass a copy (a step "
-                "writes the params while it reads the grads)"
+                f"`grads[{i}]` shares memory with the params or the optimizer state; "
+                "pass a copy (a step writes them while it reads the grads)"
             )
+
+
+def _check_disjoint(named: Sequence[tuple[str, np.ndarray]]) -> None:
+    """Check that no two of the arrays a step writes share memory."""
+    spans = sorted(
+        (a.ctypes.data, a.ctypes.data + a.nbytes, name) for name, a in named if a.nbytes
+    )
+    reach, reach_name = 0, ""
+    for lo, hi, name in spans:
+        if lo < reach:
+            raise ValueError(f"`{name}` shares memory with `{reach_name}`")
+        if hi > reach:
+            reach, reach_name = hi, name
 
 
 def _check_state_list(
@@ -283,7 +301,6 @@ class _Optimizer:
     def __init__(self, params: Sequence[np.ndarray], **hyper: object) -> None:
         self._hyper = self._validate_hyper(**hyper)
         self._params = _check_params(params)
-        self._layout = _layout(self._params)
         self._dtype = self._params[0].dtype
         self._sizes = tuple(p.size for p in self._params)
         self._step_count = 0
@@ -350,6 +367,7 @@ class _Optimizer:
                 flat = self._flat[name]
                 self._views[i][name] = flat[offset : offset + p.size].reshape(p.shape)
             offset += p.size
+        self._layout = _layout(self._params, tuple(self._flat.values()))
 
     def _flat_state(self) -> tuple[np.ndarray | None, ...]:
         """The flat state buffers (s0, s1, s2) of the C kernel, None where unused."""

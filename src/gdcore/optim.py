@@ -43,6 +43,7 @@ from gdcore._optimizer import (
     _AdagradBase,
     _AdamBase,
     _AdamWBase,
+    _check_disjoint,
     _check_grads,
     _check_params,
     _check_state_list,
@@ -109,16 +110,18 @@ class Adagrad(_Fused, _AdagradBase):
     __doc__ = _AdagradBase.__doc__
 
 
-# Functional steps: the signatures of gdcore.reference's, one compiled call each.
+# Functional steps: one compiled call each, for callers that keep the state themselves.
 
 
 def _functional(params, grads, states, step, fields):
     """Validate everything, then run one kernel call over the arrays."""
     params = _check_params(params)
-    _check_grads(params, _layout(params), grads)
-    lists = []
+    lists, written = [], [(f"params[{i}]", p) for i, p in enumerate(params)]
     for name, arrays in states:
         lists.append([] if arrays is None else _check_state_list(name, params, arrays))
+        written += [(f"{name}[{i}]", a) for i, a in enumerate(lists[-1])]
+    _check_disjoint(written)
+    _check_grads(params, _layout(params, [a for _, a in written]), grads)
     step = _check_step_value(step)
     if step < 1:
         raise ValueError(f"`step` must be >= 1 (the number of this step), got {step}")
@@ -139,7 +142,29 @@ def sgd(
     weight_decay,
     nesterov,
 ):
-    """One compiled SGD step; same arguments as `gdcore.reference.sgd`."""
+    """One compiled SGD step on lists of arrays, for callers that keep the state.
+
+    Validates every argument before the first write, then makes one kernel call
+    over the arrays. The hyperparameters are those of the class of the same name
+    (keywords, all required); the state lists hold one array per param, of its
+    dtype and shape, and are updated in place, like `params`.
+
+    Parameters
+    ----------
+    params, grads : list of numpy.ndarray
+        The arrays to update and their gradients (as for the class's ``step``).
+    momentum_buffers : list of numpy.ndarray, or None when momentum is 0
+        The momentum buffers; on step 1 they are overwritten, not read.
+    step : int
+        The number of this step, from 1.
+    lr, momentum, dampening, weight_decay, nesterov
+        As for :class:`SGD`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument is invalid; nothing is written then.
+    """
     h = _SGDBase._validate_hyper(
         None,
         lr=lr,
@@ -168,7 +193,33 @@ def adam(
     amsgrad,
     decoupled_weight_decay=False,
 ):
-    """One compiled Adam step; same arguments as `gdcore.reference.adam`."""
+    """One compiled Adam step on lists of arrays, for callers that keep the state.
+
+    Validates every argument before the first write, then makes one kernel call
+    over the arrays. The hyperparameters are those of the class of the same name
+    (keywords, all required); the state lists hold one array per param, of its
+    dtype and shape, and are updated in place, like `params`.
+
+    Parameters
+    ----------
+    params, grads : list of numpy.ndarray
+        The arrays to update and their gradients (as for the class's ``step``).
+    exp_avgs, exp_avg_sqs : list of numpy.ndarray
+        First and second moment estimates.
+    max_exp_avg_sqs : list of numpy.ndarray, or None unless amsgrad
+        Running maxima of the second moments.
+    step : int
+        The number of this step, from 1 (it sets the bias corrections).
+    lr, beta1, beta2, eps, weight_decay, amsgrad
+        As for :class:`Adam` (``betas=(beta1, beta2)``).
+    decoupled_weight_decay : bool, default False
+        Apply the weight decay as AdamW does.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument is invalid; nothing is written then.
+    """
     h = _AdamBase._validate_hyper(
         None,
         lr=lr,
@@ -199,7 +250,27 @@ def adamw(
     weight_decay,
     amsgrad,
 ):
-    """One compiled AdamW step; same arguments as `gdcore.reference.adamw`."""
+    """One compiled AdamW step on lists of arrays, for callers that keep the state.
+
+    Validates every argument before the first write, then makes one kernel call
+    over the arrays. The hyperparameters are those of the class of the same name
+    (keywords, all required); the state lists hold one array per param, of its
+    dtype and shape, and are updated in place, like `params`.
+
+    Parameters
+    ----------
+    params, grads : list of numpy.ndarray
+        The arrays to update and their gradients (as for the class's ``step``).
+    exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
+        As for :func:`adam`.
+    lr, beta1, beta2, eps, weight_decay, amsgrad
+        As for :class:`AdamW` (``betas=(beta1, beta2)``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument is invalid; nothing is written then.
+    """
     adam(
         params,
         grads,
@@ -232,7 +303,31 @@ def rmsprop(
     momentum,
     centered,
 ):
-    """One compiled RMSprop step; same arguments as `gdcore.reference.rmsprop`."""
+    """One compiled RMSprop step on lists of arrays, for callers that keep the state.
+
+    Validates every argument before the first write, then makes one kernel call
+    over the arrays. The hyperparameters are those of the class of the same name
+    (keywords, all required); the state lists hold one array per param, of its
+    dtype and shape, and are updated in place, like `params`.
+
+    Parameters
+    ----------
+    params, grads : list of numpy.ndarray
+        The arrays to update and their gradients (as for the class's ``step``).
+    square_avgs : list of numpy.ndarray
+        Running averages of the squared gradients.
+    momentum_buffers : list of numpy.ndarray, or None when momentum is 0
+    grad_avgs : list of numpy.ndarray, or None unless centered
+    step : int
+        The number of this step, from 1.
+    lr, alpha, eps, weight_decay, momentum, centered
+        As for :class:`RMSprop`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument is invalid; nothing is written then.
+    """
     h = _RMSpropBase._validate_hyper(
         None,
         lr=lr,
@@ -251,7 +346,29 @@ def rmsprop(
 
 
 def adagrad(params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps):
-    """One compiled Adagrad step; same arguments as `gdcore.reference.adagrad`."""
+    """One compiled Adagrad step on lists of arrays, for callers that keep the state.
+
+    Validates every argument before the first write, then makes one kernel call
+    over the arrays. The hyperparameters are those of the class of the same name
+    (keywords, all required); the state lists hold one array per param, of its
+    dtype and shape, and are updated in place, like `params`.
+
+    Parameters
+    ----------
+    params, grads : list of numpy.ndarray
+        The arrays to update and their gradients (as for the class's ``step``).
+    state_sums : list of numpy.ndarray
+        Sums of the squared gradients.
+    step : int
+        The number of this step, from 1 (it sets the decayed lr).
+    lr, lr_decay, weight_decay, eps
+        As for :class:`Adagrad`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument is invalid; nothing is written then.
+    """
     h = _AdagradBase._validate_hyper(
         None,
         lr=lr,

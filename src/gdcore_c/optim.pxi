@@ -109,7 +109,7 @@ cdef class _FusedStep:
     cdef cnp.npy_intp *dims
     cdef Py_ssize_t *dim_start
     cdef gd_segment *template
-    # The params' byte ranges, sorted and merged: a grad must not overlap them.
+    # Byte ranges of the params and the state, sorted and merged: no grad may overlap them.
     cdef uintptr_t *span_lo
     cdef uintptr_t *span_hi
     cdef Py_ssize_t nspans
@@ -153,14 +153,18 @@ cdef class _FusedStep:
         self._build_spans()
 
     cdef void _build_spans(self) except *:
-        """Sorted, merged byte ranges [lo, hi) of the non-empty params."""
+        """Sorted, merged byte ranges [lo, hi) of the non-empty params and their state."""
         cdef Py_ssize_t i
-        cdef uintptr_t start
+        cdef size_t nbytes
         spans = []
         for i in range(self.nparams):
-            if self.template[i].n > 0:
-                start = <uintptr_t>self.template[i].p
-                spans.append((start, start + self.template[i].n * self.itemsize))
+            nbytes = self.template[i].n * self.itemsize
+            if nbytes == 0:
+                continue
+            for start in (<uintptr_t>self.template[i].p, <uintptr_t>self.template[i].s0,
+                          <uintptr_t>self.template[i].s1, <uintptr_t>self.template[i].s2):
+                if start != 0:
+                    spans.append((start, start + nbytes))
         spans.sort()
         merged = []  # (the module is compiled without wraparound: no negative indices)
         for lo, hi in spans:
@@ -179,7 +183,7 @@ cdef class _FusedStep:
             self.span_hi[i] = merged[i][1]
 
     cdef bint _overlaps_params(self, uintptr_t lo, uintptr_t hi) noexcept:
-        """Whether the byte range [lo, hi) overlaps a param (binary search)."""
+        """Whether the byte range [lo, hi) overlaps a param or the state (binary search)."""
         cdef Py_ssize_t a = 0, b = self.nspans, mid
         while a < b:  # first span whose end lies beyond lo
             mid = (a + b) // 2

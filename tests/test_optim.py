@@ -749,3 +749,42 @@ def test_grads_may_not_be_the_optimizer_state(module):
     with pytest.raises(ValueError, match=r"`grads\[0\]` shares memory"):
         opt.step([state])
     np.testing.assert_array_equal(w, np.ones(4))
+
+
+@pytest.mark.parametrize("module", [optim, reference])
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_copied_optimizers_continue_exactly_and_independently(module, how):
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(7)
+    params, flat = make_params(rng, np.float32, "flat")
+    opt = module.Adam(params, lr=0.01, amsgrad=True)
+    opt.step(grads_like(rng, params, flat))
+    twin = copy.deepcopy(opt) if how == "deepcopy" else pickle.loads(pickle.dumps(opt))
+    assert twin.step_count == 1 and twin.params[0] is not params[0]
+    twin.lr = 0.5
+    assert opt.lr == 0.01
+    twin.lr = 0.01
+    before = [p.copy() for p in params]
+    grads = grads_like(rng, params, flat)
+    twin.step([g.copy() for g in grads])
+    for p, b in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p, b)  # the original is untouched
+    opt.step(grads)
+    for a, b in zip(twin.params, params, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert twin.state_dict()["state"][0]["step"] == 2
+
+
+@pytest.mark.parametrize("module", [optim, reference])
+def test_a_shallow_copy_has_its_own_hyperparameters(module):
+    import copy
+
+    w = np.zeros(3)
+    opt = module.SGD([w], lr=0.1, momentum=0.9)
+    twin = copy.copy(opt)
+    twin.lr = 0.5
+    assert opt.lr == 0.1 and twin.lr == 0.5
+    twin.step([np.ones(3)])  # shares w, as a shallow copy does
+    np.testing.assert_allclose(w, -0.5)

@@ -308,6 +308,20 @@ class _Optimizer:
         self._allocate_state()
         self._setup()
 
+    # Copies and pickles: the state buffers travel, what points into them is rebuilt.
+    _REBUILT = ("_views", "_layout", "_fused")
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._REBUILT}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        attrs = self.__dict__
+        attrs["_hyper"] = dict(self._hyper)  # a copy's lr is its own
+        attrs["_params"] = tuple(self._params)
+        self._index_state()
+        self._setup()
+
     def __setattr__(self, name: str, value: object) -> None:
         # Only `lr` (a property) may change after construction; this catches setting a
         # hyperparameter, e.g. `momentum` on an Adam, which would otherwise do nothing.
@@ -360,11 +374,14 @@ class _Optimizer:
             name: np.full(total, self._initial_value(), dtype=self._dtype)
             for name in names
         }
+        self._index_state()
+
+    def _index_state(self) -> None:
+        """Per-param views of the flat state, and the layout that steps check."""
         self._views = [{} for _ in self._params]
         offset = 0
         for i, p in enumerate(self._params):
-            for name in names:
-                flat = self._flat[name]
+            for name, flat in self._flat.items():
                 self._views[i][name] = flat[offset : offset + p.size].reshape(p.shape)
             offset += p.size
         self._layout = _layout(self._params, tuple(self._flat.values()))

@@ -265,3 +265,38 @@ def test_interrupt_and_memory_errors_end_in_one_line(monkeypatch, capsys):
     assert (
         capsys.readouterr().err == "gdcore train: error: Unable to allocate 149. GiB\n"
     )
+
+
+def test_csv_without_header_keeps_its_first_row_when_labels_are_text(tmp_path, capsys):
+    X, y = _separable(n=100)
+    path = tmp_path / "data.csv"
+    names = np.where(y == 1, "dog", "cat")
+    lines = [f"{r[0]},{r[1]},{lab}" for r, lab in zip(X, names, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["train", "-q", "--data", str(path), "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert _summary_value(out, "data") == "data.csv: 80 train / 20 test"
+    assert _summary_value(out, "network") == "2-100-2 relu, cross_entropy"
+
+
+def test_csv_header_names_are_stripped(tmp_path, capsys):
+    X, y = _separable(n=50)
+    path = tmp_path / "data.csv"
+    rows = [f"{r[0]}, {lab}, {r[1]}" for r, lab in zip(X, y, strict=True)]
+    lines = ["x, label , y", *rows]
+    path.write_text("\n".join(lines) + "\n")
+    args = ["train", "-q", "--data", str(path), "--epochs", "1"]
+    assert main([*args, "--label-column", "label"]) == 0
+    out = capsys.readouterr().out
+    assert _summary_value(out, "data") == "data.csv: 40 train / 10 test"
+    with pytest.raises(SystemExit):
+        main([*args, "--label-column", "z"])
+    assert "(columns: x, label, y)" in capsys.readouterr().err
+
+
+def test_a_first_row_with_a_number_is_data(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("a,2,label\n1,2,x\n3,4,y\n")
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(path)])
+    assert "d.csv, line 1: feature 'a' is not a number" in capsys.readouterr().err

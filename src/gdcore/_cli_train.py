@@ -114,8 +114,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, title: str = "data") -> 
     data.add_argument(
         "--data",
         type=Path,
-        help="CSV file (one sample a row, optional header) or .npz with arrays X and "
-        "y (and optionally X_test, y_test). For cross_entropy every distinct label "
+        help="CSV file (one sample a row; the first row is a header when none of "
+        "its cells is a number) or .npz with arrays X and y (and optionally X_test, "
+        "y_test). For cross_entropy every distinct label "
         "value (as text in a CSV) is a class, numbered in sorted order; for mse the "
         "labels must be numbers",
     )
@@ -444,7 +445,11 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"cannot read {path.name}: {exc}") from None
     if not rows:
         raise DataError(f"{path.name} is empty")
-    header = None if all(_is_number(c) for c in rows[0]) else rows.pop(0)
+    # A data row may have a text label but has numeric features, so only a row
+    # without any number is taken for a header.
+    header = None
+    if not any(_is_number(c) for c in rows[0]):
+        header = [c.strip() for c in rows.pop(0)]
     if not rows:
         raise DataError(f"{path.name} has a header but no data rows")
     width = len(rows[0])

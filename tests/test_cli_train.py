@@ -191,6 +191,7 @@ def test_python_dash_m_gdcore_runs():
         (["--hidden", "8", "0"], "argument --hidden: must be at least 1, got 0"),
         (["--tol", "nan"], "argument --tol: must be a finite number >= 0, got nan"),
         (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--seed", "-1"], "argument --seed: must be at least 0, got -1"),
     ],
 )
 def test_bad_run_options_are_one_line_errors(argv, message, capsys):

@@ -44,6 +44,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def nonnegative_int(text: str) -> int:
+    """argparse type: an int >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def nonnegative_float(text: str) -> float:
     """argparse type: a finite float >= 0."""
     value = float(text)
@@ -99,7 +107,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--tol", type=nonnegative_float, help="stop when the epoch loss settles"
     )
-    run.add_argument("--seed", type=int, default=0, help="default 0")
+    run.add_argument("--seed", type=nonnegative_int, default=0, help="default 0")
     run.add_argument(
         "--threads", type=positive_int, help="threads of the compiled kernels"
     )

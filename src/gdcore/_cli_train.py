@@ -186,7 +186,7 @@ def add_batch_arguments(parser: argparse.ArgumentParser, title: str = "training"
 def run_train(args: argparse.Namespace) -> int:
     """Handle ``gdcore train``; return the exit code."""
     import gdcore
-    from gdcore import optim, train
+    from gdcore import _core, optim, train
     from gdcore.nn import MLP
 
     try:
@@ -197,8 +197,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         try:
             gdcore.set_num_threads(args.threads)
-        except ValueError as exc:
-            args.parser.error(f"argument --threads: {exc}")
+        except ValueError:
+            high = _core._max_threads()
+            args.parser.error(
+                f"argument --threads: must be between 1 and {high}, got {args.threads}"
+            )
     dtype = np.dtype(args.dtype)
     n_out = n_outputs(data, args.loss)
     sizes = [data.X_train.shape[1], *args.hidden, n_out]

@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -132,7 +133,7 @@ def test_train_on_npz_with_test_split_and_mse(tmp_path, capsys):
         ("1,2,3\n4,5\n", ".csv", "line 2: 2 columns, expected 3"),
         ("", ".csv", "is empty"),
         ("1,2\n", ".json", "unsupported data file"),
-        ("not a zip", ".npz", "cannot read"),
+        ("not a zip", ".npz", "data.npz is not a valid .npz archive"),
     ],
 )
 def test_bad_data_files_give_one_line_errors(
@@ -304,3 +305,35 @@ def test_a_first_row_with_a_number_is_data(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--data", str(path)])
     assert "d.csv, line 1: feature 'a' is not a number" in capsys.readouterr().err
+
+
+def _npy_renamed(path):
+    np.save(path.with_suffix(".npy"), np.ones((3, 2)))
+    path.with_suffix(".npy").rename(path)
+
+
+def _truncated_zip(path):
+    np.savez(path, X=np.ones((4, 2)), y=np.zeros(4))
+    path.write_bytes(path.read_bytes()[:-30])
+
+
+def _zip_of_text(path):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("X.npy", "not an array")
+        z.writestr("y.npy", "not an array")
+
+
+@pytest.mark.parametrize(
+    "write, detail",
+    [(_npy_renamed, ""), (_truncated_zip, ""), (_zip_of_text, ": X, y not .npy")],
+)
+def test_files_that_are_not_npz_archives_say_so(tmp_path, capsys, write, detail):
+    path = tmp_path / "d.npz"
+    write(path)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    message = "d.npz is not a valid .npz archive (a zip of .npy arrays)"
+    assert f"error: {message}{detail} (see" in err
+    assert "pickle" not in err and err.count("\n") == 1

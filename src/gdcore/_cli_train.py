@@ -7,6 +7,7 @@ import csv
 import inspect
 import math
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -396,11 +397,19 @@ def _read_file(path: Path, label_column: str):
 
 def _read_npz(path: Path):
     """Arrays X, y (and optionally X_test, y_test) of an .npz file."""
+    invalid = f"{path.name} is not a valid .npz archive (a zip of .npy arrays)"
+    if not zipfile.is_zipfile(path):
+        raise DataError(invalid)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
+    except zipfile.BadZipFile:
+        raise DataError(invalid) from None
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path.name} as .npz: {exc}") from None
+    not_npy = sorted(key for key, a in arrays.items() if not isinstance(a, np.ndarray))
+    if not_npy:
+        raise DataError(f"{invalid}: {', '.join(not_npy)} not .npy")
     missing = [key for key in ("X", "y") if key not in arrays]
     if missing:
         raise DataError(

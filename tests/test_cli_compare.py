@@ -161,7 +161,7 @@ def test_x0_and_lr_options(capsys):
         (["--lr", "adam"], "METHOD=VALUE"),
         (["--lr", "sgd=0.1"], "METHOD=VALUE"),
         (["--lr", "adam=-1"], "positive"),
-        (["--kappa", "0.5"], "kappa"),
+        (["--problem", "quadratic", "--kappa", "0.5"], "`--kappa` must be >= 1"),
         (["--tol", "-1"], "tol"),
     ],
 )
@@ -405,3 +405,76 @@ def test_compare_and_train_share_the_data_and_network_options():
         assert compare_opt.default == train_opt.default
         assert compare_opt.choices == train_opt.choices
         assert compare_opt.type is train_opt.type
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--problem", "mlp", "--kappa", "10"], "mlp` takes no --kappa (quadratic"),
+        (["--problem", "rosenbrock", "--kappa", "10"], "no --kappa (quadratic only)"),
+        (["--problem", "beale", "--seed", "1"], "no --seed (quadratic and mlp only)"),
+        (["--problem", "mlp", "--x0", "1", "1"], "no --x0 (the 2-D problems only)"),
+        (["--problem", "mlp", "--max-iter", "5"], "no --max-iter (the 2-D problems"),
+        (["--problem", "rosenbrock", "--hidden", "5"], "no --hidden (mlp only)"),
+        (["--problem", "quadratic", "--epochs", "30"], "no --epochs (mlp only)"),
+        (["--no-standardize"], "`--problem rosenbrock` takes no --no-standardize"),
+        (["--data", "d.csv"], "takes no --data (mlp only)"),
+        (["--target-loss", "0.1"], "takes no --target-loss (mlp only)"),
+        (["--hidden", "--batch-size", "full"], "no --hidden (mlp only), --batch-size"),
+    ],
+)
+def test_options_of_another_problem_are_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _main(["compare", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gdcore compare: error: ") and err.count("\n") == 1
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--lr", "gd=0.1", "--optimizers", "adam"],
+        ["--lr", "nesterov=0.1"],
+        ["--problem", "mlp", "--lr", "adam=0.1", "--optimizers", "sgd"],
+    ],
+)
+def test_lr_of_an_optimizer_not_compared_is_an_error(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _main(["compare", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "`--lr` sets " in err and "not among the optimizers compared" in err
+
+
+def test_options_are_noted_only_when_given():
+    parser = build_parser()
+    args = parser.parse_args(["compare"])
+    assert args.given == {}
+    args = parser.parse_args(["compare", "--kap", "10", "--seed=3", "--lr", "gd=1"])
+    assert args.given == {"kappa": "--kappa", "seed": "--seed", "lr": "--lr"}
+    assert parser.parse_args(["compare"]).given == {}
+
+
+def test_every_mode_option_is_in_the_table():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["compare"]
+    for group in sub._action_groups:
+        dests = {a.dest for a in group._group_actions}
+        if group.title.startswith("mlp:"):
+            assert all(_cli_compare.OPTION_PROBLEMS[d] == ("mlp",) for d in dests)
+        elif group.title == "2-D problems":
+            assert dests and all(
+                set(_cli_compare.OPTION_PROBLEMS[d]) <= set(_cli_compare.PROBLEMS)
+                for d in dests
+            )
+    assert set(_cli_compare.OPTION_PROBLEMS) <= {a.dest for a in sub._actions}
+
+
+def test_negative_seed_names_the_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        _main(["compare", "--problem", "quadratic", "--seed", "-1"])
+    assert exc.value.code == 2
+    assert "argument --seed: must be at least 0, got -1" in capsys.readouterr().err

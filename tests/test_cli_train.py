@@ -3,10 +3,12 @@
 import re
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
 
+from gdcore import _core
 from gdcore.cli import main
 
 
@@ -131,7 +133,7 @@ def test_train_on_npz_with_test_split_and_mse(tmp_path, capsys):
         ("1,2,3\n4,5\n", ".csv", "line 2: 2 columns, expected 3"),
         ("", ".csv", "is empty"),
         ("1,2\n", ".json", "unsupported data file"),
-        ("not a zip", ".npz", "cannot read"),
+        ("not a zip", ".npz", "data.npz is not a valid .npz archive"),
     ],
 )
 def test_bad_data_files_give_one_line_errors(
@@ -191,6 +193,7 @@ def test_python_dash_m_gdcore_runs():
         (["--hidden", "8", "0"], "argument --hidden: must be at least 1, got 0"),
         (["--tol", "nan"], "argument --tol: must be a finite number >= 0, got nan"),
         (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--seed", "-1"], "argument --seed: must be at least 0, got -1"),
     ],
 )
 def test_bad_run_options_are_one_line_errors(argv, message, capsys):
@@ -242,7 +245,9 @@ def test_too_many_threads_is_a_one_line_error(capsys):
         main(["train", "-q", "--epochs", "1", "--threads", "100000"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "argument --threads: `n` must be between 1 and" in err
+    high = _core._max_threads()
+    assert f"argument --threads: must be between 1 and {high}, got 100000" in err
+    assert "`n`" not in err
     assert "Traceback" not in err
 
 
@@ -265,3 +270,70 @@ def test_interrupt_and_memory_errors_end_in_one_line(monkeypatch, capsys):
     assert (
         capsys.readouterr().err == "gdcore train: error: Unable to allocate 149. GiB\n"
     )
+
+
+def test_csv_without_header_keeps_its_first_row_when_labels_are_text(tmp_path, capsys):
+    X, y = _separable(n=100)
+    path = tmp_path / "data.csv"
+    names = np.where(y == 1, "dog", "cat")
+    lines = [f"{r[0]},{r[1]},{lab}" for r, lab in zip(X, names, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["train", "-q", "--data", str(path), "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert _summary_value(out, "data") == "data.csv: 80 train / 20 test"
+    assert _summary_value(out, "network") == "2-100-2 relu, cross_entropy"
+
+
+def test_csv_header_names_are_stripped(tmp_path, capsys):
+    X, y = _separable(n=50)
+    path = tmp_path / "data.csv"
+    rows = [f"{r[0]}, {lab}, {r[1]}" for r, lab in zip(X, y, strict=True)]
+    lines = ["x, label , y", *rows]
+    path.write_text("\n".join(lines) + "\n")
+    args = ["train", "-q", "--data", str(path), "--epochs", "1"]
+    assert main([*args, "--label-column", "label"]) == 0
+    out = capsys.readouterr().out
+    assert _summary_value(out, "data") == "data.csv: 40 train / 10 test"
+    with pytest.raises(SystemExit):
+        main([*args, "--label-column", "z"])
+    assert "(columns: x, label, y)" in capsys.readouterr().err
+
+
+def test_a_first_row_with_a_number_is_data(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("a,2,label\n1,2,x\n3,4,y\n")
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(path)])
+    assert "d.csv, line 1: feature 'a' is not a number" in capsys.readouterr().err
+
+
+def _npy_renamed(path):
+    np.save(path.with_suffix(".npy"), np.ones((3, 2)))
+    path.with_suffix(".npy").rename(path)
+
+
+def _truncated_zip(path):
+    np.savez(path, X=np.ones((4, 2)), y=np.zeros(4))
+    path.write_bytes(path.read_bytes()[:-30])
+
+
+def _zip_of_text(path):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("X.npy", "not an array")
+        z.writestr("y.npy", "not an array")
+
+
+@pytest.mark.parametrize(
+    "write, detail",
+    [(_npy_renamed, ""), (_truncated_zip, ""), (_zip_of_text, ": X, y not .npy")],
+)
+def test_files_that_are_not_npz_archives_say_so(tmp_path, capsys, write, detail):
+    path = tmp_path / "d.npz"
+    write(path)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    message = "d.npz is not a valid .npz archive (a zip of .npy arrays)"
+    assert f"error: {message}{detail} (see" in err
+    assert "pickle" not in err and err.count("\n") == 1

@@ -79,6 +79,7 @@ __all__ = [
     "DEFAULT_TARGET_LOSS",
     "METHODS",
     "MLP_METHODS",
+    "OPTION_PROBLEMS",
     "PROBLEMS",
     "TargetLoss",
     "add_parser",
@@ -121,6 +122,32 @@ MLP_METHODS = {
     "adamw": ("AdamW", {"lr": 1e-3, "weight_decay": 1e-2}),
     "rmsprop": ("RMSprop", {"lr": 1e-3}),
     "adagrad": ("Adagrad", {"lr": 1e-2}),
+}
+
+#: Option (argparse dest) -> the problems it applies to; options not listed apply
+#: to all. Giving one for another problem is an error, not silently ignored.
+OPTION_PROBLEMS = {
+    "kappa": ("quadratic",),
+    "seed": ("quadratic", "mlp"),
+    "x0": PROBLEMS,
+    "max_iter": PROBLEMS,
+    **dict.fromkeys(
+        (
+            "data",
+            "label_column",
+            "test_size",
+            "no_standardize",
+            "hidden",
+            "activation",
+            "loss",
+            "dtype",
+            "epochs",
+            "batch_size",
+            "sampling",
+            "target_loss",
+        ),
+        ("mlp",),
+    ),
 }
 
 #: Training loss the MLP runs are timed to when neither --tol nor
@@ -595,6 +622,32 @@ def _parse_overrides(items, methods=METHODS) -> dict:
     return out
 
 
+def _check_applicable(args: argparse.Namespace) -> None:
+    """ValueError naming the options given for a problem they do not apply to.
+
+    ``args.given`` maps the dest of each option on the command line to the
+    option string used; :data:`OPTION_PROBLEMS` says where each applies.
+    """
+    bad = []
+    for dest, flag in args.given.items():
+        where = OPTION_PROBLEMS.get(dest)
+        if where is not None and args.problem not in where:
+            only = "the 2-D problems" if where == PROBLEMS else " and ".join(where)
+            bad.append(f"{flag} ({only} only)")
+    if bad:
+        raise ValueError(f"`--problem {args.problem}` takes no {', '.join(bad)}")
+
+
+def _check_overrides(overrides: dict, methods: list[str]) -> None:
+    """ValueError if ``--lr`` names a method that is not among ``methods``."""
+    for name in overrides:
+        if name not in methods:
+            raise ValueError(
+                f"`--lr` sets {name}, which is not among the optimizers compared "
+                f"({','.join(methods)}); add it to --optimizers"
+            )
+
+
 def _method_list(text: str) -> list[str]:
     """Comma-separated method names of either table, checked (an argparse type)."""
     known = {*METHODS, *MLP_METHODS}
@@ -605,6 +658,22 @@ def _method_list(text: str) -> list[str]:
             f"methods must be a comma-separated subset of {sorted(known)}, got {text!r}"
         )
     return names
+
+
+def _noting(action_class):
+    """``action_class``, also noting its option in the namespace's ``given``.
+
+    argparse calls an action only for an option on the command line (defaults
+    are set without it), so ``given`` maps the dest of each option given to
+    the option string used, whatever its value.
+    """
+
+    class Noting(action_class):
+        def __call__(self, parser, namespace, values, option_string=None):
+            super().__call__(parser, namespace, values, option_string)
+            namespace.given = {**namespace.given, self.dest: option_string}
+
+    return Noting
 
 
 def add_parser(subparsers) -> None:
@@ -619,8 +688,11 @@ def add_parser(subparsers) -> None:
         "parameters from the same Hessian. With --problem mlp, train the network "
         "of `gdcore train` once per optimizer, from the same initial weights on "
         "the same batches, and print the epochs to reach a training loss, the "
-        "final loss, the held-out score, time and status.",
+        "final loss, the held-out score, time and status. An option that does not "
+        "apply to the chosen problem is an error.",
     )
+    for name in (None, "store", "store_true", "append"):
+        p.register("action", name, _noting(p._registry_get("action", name)))
     p.add_argument(
         "--problem",
         choices=(*PROBLEMS, "mlp"),
@@ -653,7 +725,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=_cli_train.nonnegative_int,
         default=0,
         help="seed of the quadratic's eigenbasis, or of the MLP's data split, "
         "initial weights and batches (default 0)",
@@ -698,11 +770,15 @@ def add_parser(subparsers) -> None:
         help="count the epochs until the training loss is <= L (default "
         f"{DEFAULT_TARGET_LOSS:g} unless only --tol is given)",
     )
-    p.set_defaults(func=run_compare, parser=p)
+    p.set_defaults(func=run_compare, parser=p, given={})
 
 
 def run_compare(args: argparse.Namespace) -> int:
     """Handler of ``gdcore compare``: print the table, optionally plot; exit code."""
+    try:
+        _check_applicable(args)
+    except ValueError as exc:
+        _fail(args, exc)
     if args.problem == "mlp":
         return _run_mlp(args)
     try:
@@ -710,6 +786,7 @@ def run_compare(args: argparse.Namespace) -> int:
         methods = _known(
             args.optimizers or list(DEFAULT_METHODS), METHODS, "on a 2-D problem"
         )
+        _check_overrides(overrides, methods)
         tol = 1e-6 if args.tol is None else args.tol
         if not (args.kappa >= 1.0 and math.isfinite(args.kappa)):
             raise ValueError(f"`--kappa` must be >= 1, got {args.kappa}")
@@ -763,11 +840,14 @@ def _mlp_settings(args: argparse.Namespace) -> dict:
         raise ValueError(f"`--target-loss` must be a finite number >= 0, got {target}")
     if target is None and tol is None:
         target = DEFAULT_TARGET_LOSS
+    methods = _known(
+        args.optimizers or list(MLP_METHODS), MLP_METHODS, "with --problem mlp"
+    )
+    overrides = _parse_overrides(args.lr, MLP_METHODS)
+    _check_overrides(overrides, methods)
     return {
-        "methods": _known(
-            args.optimizers or list(MLP_METHODS), MLP_METHODS, "with --problem mlp"
-        ),
-        "overrides": _parse_overrides(args.lr, MLP_METHODS),
+        "methods": methods,
+        "overrides": overrides,
         "hidden": tuple(args.hidden),
         "activation": args.activation,
         "loss": args.loss,

@@ -7,6 +7,7 @@ import csv
 import inspect
 import math
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,14 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an int >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 
@@ -99,7 +108,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--tol", type=nonnegative_float, help="stop when the epoch loss settles"
     )
-    run.add_argument("--seed", type=int, default=0, help="default 0")
+    run.add_argument("--seed", type=nonnegative_int, default=0, help="default 0")
     run.add_argument(
         "--threads", type=positive_int, help="threads of the compiled kernels"
     )
@@ -114,8 +123,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, title: str = "data") -> 
     data.add_argument(
         "--data",
         type=Path,
-        help="CSV file (one sample a row, optional header) or .npz with arrays X and "
-        "y (and optionally X_test, y_test). For cross_entropy every distinct label "
+        help="CSV file (one sample a row; the first row is a header when none of "
+        "its cells is a number) or .npz with arrays X and y (and optionally X_test, "
+        "y_test). For cross_entropy every distinct label "
         "value (as text in a CSV) is a class, numbered in sorted order; for mse the "
         "labels must be numbers",
     )
@@ -177,7 +187,7 @@ def add_batch_arguments(parser: argparse.ArgumentParser, title: str = "training"
 def run_train(args: argparse.Namespace) -> int:
     """Handle ``gdcore train``; return the exit code."""
     import gdcore
-    from gdcore import optim, train
+    from gdcore import _core, optim, train
     from gdcore.nn import MLP
 
     try:
@@ -188,8 +198,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         try:
             gdcore.set_num_threads(args.threads)
-        except ValueError as exc:
-            args.parser.error(f"argument --threads: {exc}")
+        except ValueError:
+            high = _core._max_threads()
+            args.parser.error(
+                f"argument --threads: must be between 1 and {high}, got {args.threads}"
+            )
     dtype = np.dtype(args.dtype)
     n_out = n_outputs(data, args.loss)
     sizes = [data.X_train.shape[1], *args.hidden, n_out]
@@ -384,11 +397,19 @@ def _read_file(path: Path, label_column: str):
 
 def _read_npz(path: Path):
     """Arrays X, y (and optionally X_test, y_test) of an .npz file."""
+    invalid = f"{path.name} is not a valid .npz archive (a zip of .npy arrays)"
+    if not zipfile.is_zipfile(path):
+        raise DataError(invalid)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
+    except zipfile.BadZipFile:
+        raise DataError(invalid) from None
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path.name} as .npz: {exc}") from None
+    not_npy = sorted(key for key, a in arrays.items() if not isinstance(a, np.ndarray))
+    if not_npy:
+        raise DataError(f"{invalid}: {', '.join(not_npy)} not .npy")
     missing = [key for key in ("X", "y") if key not in arrays]
     if missing:
         raise DataError(
@@ -444,7 +465,11 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"cannot read {path.name}: {exc}") from None
     if not rows:
         raise DataError(f"{path.name} is empty")
-    header = None if all(_is_number(c) for c in rows[0]) else rows.pop(0)
+    # A data row may have a text label but has numeric features, so only a row
+    # without any number is taken for a header.
+    header = None
+    if not any(_is_number(c) for c in rows[0]):
+        header = [c.strip() for c in rows.pop(0)]
     if not rows:
         raise DataError(f"{path.name} has a header but no data rows")
     width = len(rows[0])

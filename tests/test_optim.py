@@ -788,3 +788,15 @@ def test_a_shallow_copy_has_its_own_hyperparameters(module):
     assert opt.lr == 0.1 and twin.lr == 0.5
     twin.step([np.ones(3)])  # shares w, as a shallow copy does
     np.testing.assert_allclose(w, -0.5)
+
+
+@pytest.mark.parametrize("module", [optim, reference])
+def test_amsgrad_propagates_a_nan_in_the_loaded_maximum(module):
+    w = np.zeros(2)
+    opt = module.Adam([w], lr=1e-3, amsgrad=True)
+    opt.step([np.ones(2)])
+    saved = opt.state_dict()
+    saved["state"][0]["max_exp_avg_sq"][0] = np.nan
+    opt.load_state_dict(saved)
+    opt.step([np.ones(2)])
+    assert np.isnan(w[0]) and w[1] == pytest.approx(-2e-3)

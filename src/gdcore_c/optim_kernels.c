@@ -161,11 +161,9 @@ static size_t gd_total(size_t nseg, const gd_segment *seg)
     s0[i] = m;                                                                           \
     s1[i] = v;                                                                           \
     if (AMSGRAD) {                                                                       \
-        /* A NaN in v propagates (as numpy.maximum). Limitation: a NaN in s2 alone */    \
-        /* (only possible through a loaded state) is dropped, unlike numpy.maximum; */   \
-        /* the NaN-propagating form does not vectorize without -ffast-math. */          \
+        /* A NaN in either propagates, as with numpy.maximum. */                       \
         const T vm_old = s2[i];                                                          \
-        v = vm_old >= v ? vm_old : v;                                                    \
+        v = (vm_old >= v || vm_old != vm_old) ? vm_old : v;                              \
         s2[i] = v;                                                                       \
     }                                                                                    \
     const T denom = SQRT(v) * inv_bc2_sqrt + eps;                                        \

@@ -800,3 +800,18 @@ def test_amsgrad_propagates_a_nan_in_the_loaded_maximum(module):
     opt.load_state_dict(saved)
     opt.step([np.ones(2)])
     assert np.isnan(w[0]) and w[1] == pytest.approx(-2e-3)
+
+
+@pytest.mark.parametrize("module", [optim, reference])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_defaults_are_torch_optims(module, name):
+    torch = pytest.importorskip("torch")
+    import inspect
+
+    ours = inspect.signature(getattr(module, name)).parameters
+    theirs = inspect.signature(getattr(torch.optim, name)).parameters
+    for key, param in ours.items():
+        if key == "params":
+            continue
+        default = theirs[key].default
+        assert param.default == (tuple(default) if key == "betas" else default), key

@@ -89,7 +89,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_data_arguments(p)
     add_network_arguments(p)
-    opt = p.add_argument_group("optimizer (defaults are the optimizer's own)")
+    opt = p.add_argument_group(
+        "optimizer (defaults are the optimizer's own, but sgd's lr is 0.01)"
+    )
     opt.add_argument(
         "--optimizer", choices=(*OPTIMIZERS, "lm"), default="adam", help="default adam"
     )

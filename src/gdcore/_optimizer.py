@@ -562,7 +562,7 @@ class _SGDBase(_Optimizer):
     ----------
     params : list of numpy.ndarray
         C-contiguous, writeable float32 or float64 arrays (one dtype), updated in place.
-    lr : float
+    lr : float, default 1e-3
         Learning rate :math:`\gamma`, finite and >= 0.
     momentum : float, default 0
         Momentum factor :math:`\mu` >= 0.
@@ -608,7 +608,7 @@ class _SGDBase(_Optimizer):
     def __init__(
         self,
         params: Sequence[np.ndarray],
-        lr: float,
+        lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
         weight_decay: float = 0.0,

@@ -40,13 +40,24 @@ def load(path: str, stat: str) -> tuple[dict, dict]:
     """Return ({group: {impl: (seconds, bytes, loadavg, samples)}}, machine_info)."""
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise ValueError("not a pytest-benchmark JSON file (no 'benchmarks' list)")
     groups: dict = defaultdict(dict)
-    for bench in data["benchmarks"]:
-        info = bench.get("extra_info", {})
-        impl = info.get("impl", bench["name"])
-        groups[bench["group"]][impl] = (bench["stats"][stat], info.get("bytes"),
-                                        info.get("loadavg"), info.get("samples"))
-    return dict(groups), data.get("machine_info", {})
+    for k, bench in enumerate(data["benchmarks"]):
+        try:
+            info = bench.get("extra_info") or {}
+            impl = info.get("impl", bench["name"])
+            seconds = float(bench["stats"][stat])
+            group = bench["group"]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"benchmark {k} lacks a name, group or stats.{stat}"
+            ) from None
+        if not seconds > 0:
+            raise ValueError(f"benchmark {k} ({impl}) has a time of {seconds}")
+        groups[group][impl] = (seconds, info.get("bytes"), info.get("loadavg"),
+                               info.get("samples"))
+    return dict(groups), data.get("machine_info") or {}
 
 
 def _fmt_time(seconds: float) -> str:
@@ -59,7 +70,7 @@ def _fmt_time(seconds: float) -> str:
 
 def _bandwidth_fraction(group: dict, impl: str, ref: str = "a+=b") -> str:
     """GB/s of `impl` over GB/s of the in-place add `ref` in the same group."""
-    if impl not in group or ref not in group or not group[impl][1]:
+    if impl not in group or ref not in group or not group[impl][1] or not group[ref][1]:
         return ""
     seconds, nbytes = group[impl][:2]
     ab_seconds, ab_bytes = group[ref][:2]
@@ -117,6 +128,7 @@ def train_table(groups: dict) -> str:
     for name in sorted(groups):
         group = groups[name]
         seconds, _, _, samples = group["gdcore"]
+        samples = samples or float("nan")  # a row that did not record its samples
         row = [name, _fmt_time(seconds), f"{samples / seconds:,.0f}"]
         if GEMM_LIMIT in group:
             limit = group[GEMM_LIMIT][0]
@@ -147,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("json_file")
     parser.add_argument("--stat", default="min", choices=["min", "median", "mean"])
     args = parser.parse_args(argv)
-    groups, machine = load(args.json_file, args.stat)
+    try:
+        groups, machine = load(args.json_file, args.stat)
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        parser.error(f"{args.json_file}: {exc}")
+    if not groups:
+        parser.error(f"{args.json_file}: holds no benchmarks")
     loads = [v[2] for g in groups.values() for v in g.values() if v[2] is not None]
     print(f"Statistic: {args.stat} time per call; speed-up = other / gdcore.\n")
     print(f"Threads: gdcore {machine.get('gdcore_threads')}, torch "

@@ -121,7 +121,7 @@ class _Layout(NamedTuple):
 
     addresses: tuple[int, ...]
     shapes: tuple[tuple[int, ...], ...]
-    span_lo: tuple[int, ...]  # sorted, merged byte ranges [lo, hi) of the params
+    span_lo: tuple[int, ...]  # sorted, merged byte ranges [lo, hi) of params and state
     span_hi: tuple[int, ...]
 
 
@@ -150,7 +150,7 @@ def _layout(
 
 
 def _overlaps_params(layout: _Layout, g: np.ndarray) -> bool:
-    """Whether the memory of the contiguous array `g` overlaps a param."""
+    """Whether the memory of the contiguous array `g` overlaps a param or the state."""
     lo = g.ctypes.data
     k = bisect.bisect_right(layout.span_hi, lo)  # first range ending beyond lo
     hi = lo + g.nbytes
@@ -318,7 +318,6 @@ class _Optimizer:
         self.__dict__.update(state)
         attrs = self.__dict__
         attrs["_hyper"] = dict(self._hyper)  # a copy's lr is its own
-        attrs["_params"] = tuple(self._params)
         self._index_state()
         self._setup()
 

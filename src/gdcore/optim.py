@@ -20,6 +20,15 @@ Steps on fewer than ``gd_optim_parallel_threshold()`` elements run on the callin
 thread; larger ones use :func:`gdcore.get_num_threads` threads. Results are bitwise
 identical for any thread count.
 
+Functional steps
+----------------
+:func:`sgd`, :func:`adam`, :func:`adamw`, :func:`rmsprop` and :func:`adagrad` are for
+callers that keep the state themselves. They take lists of arrays (params, grads, then
+the state lists, one array per param of its dtype and shape, updated in place like the
+params), ``step`` (the number of this step, from 1) and the hyperparameters of the class
+of the same name as keywords, all required. They validate every argument before the
+first write, raising TypeError or ValueError, and then make one kernel call.
+
 Examples
 --------
 >>> import numpy as np
@@ -142,28 +151,16 @@ def sgd(
     weight_decay,
     nesterov,
 ):
-    """One compiled SGD step on lists of arrays, for callers that keep the state.
-
-    Validates every argument before the first write, then makes one kernel call
-    over the arrays. The hyperparameters are those of the class of the same name
-    (keywords, all required); the state lists hold one array per param, of its
-    dtype and shape, and are updated in place, like `params`.
+    """One compiled SGD step on lists of arrays (module notes: "Functional steps").
 
     Parameters
     ----------
-    params, grads : list of numpy.ndarray
-        The arrays to update and their gradients (as for the class's ``step``).
     momentum_buffers : list of numpy.ndarray, or None when momentum is 0
         The momentum buffers; on step 1 they are overwritten, not read.
     step : int
         The number of this step, from 1.
     lr, momentum, dampening, weight_decay, nesterov
         As for :class:`SGD`.
-
-    Raises
-    ------
-    TypeError, ValueError
-        If an argument is invalid; nothing is written then.
     """
     h = _SGDBase._validate_hyper(
         None,
@@ -193,17 +190,10 @@ def adam(
     amsgrad,
     decoupled_weight_decay=False,
 ):
-    """One compiled Adam step on lists of arrays, for callers that keep the state.
-
-    Validates every argument before the first write, then makes one kernel call
-    over the arrays. The hyperparameters are those of the class of the same name
-    (keywords, all required); the state lists hold one array per param, of its
-    dtype and shape, and are updated in place, like `params`.
+    """One compiled Adam step on lists of arrays (module notes: "Functional steps").
 
     Parameters
     ----------
-    params, grads : list of numpy.ndarray
-        The arrays to update and their gradients (as for the class's ``step``).
     exp_avgs, exp_avg_sqs : list of numpy.ndarray
         First and second moment estimates.
     max_exp_avg_sqs : list of numpy.ndarray, or None unless amsgrad
@@ -214,11 +204,6 @@ def adam(
         As for :class:`Adam` (``betas=(beta1, beta2)``).
     decoupled_weight_decay : bool, default False
         Apply the weight decay as AdamW does.
-
-    Raises
-    ------
-    TypeError, ValueError
-        If an argument is invalid; nothing is written then.
     """
     h = _AdamBase._validate_hyper(
         None,
@@ -250,26 +235,14 @@ def adamw(
     weight_decay,
     amsgrad,
 ):
-    """One compiled AdamW step on lists of arrays, for callers that keep the state.
-
-    Validates every argument before the first write, then makes one kernel call
-    over the arrays. The hyperparameters are those of the class of the same name
-    (keywords, all required); the state lists hold one array per param, of its
-    dtype and shape, and are updated in place, like `params`.
+    """One compiled AdamW step on lists of arrays (module notes: "Functional steps").
 
     Parameters
     ----------
-    params, grads : list of numpy.ndarray
-        The arrays to update and their gradients (as for the class's ``step``).
     exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step
         As for :func:`adam`.
     lr, beta1, beta2, eps, weight_decay, amsgrad
         As for :class:`AdamW` (``betas=(beta1, beta2)``).
-
-    Raises
-    ------
-    TypeError, ValueError
-        If an argument is invalid; nothing is written then.
     """
     adam(
         params,
@@ -303,17 +276,10 @@ def rmsprop(
     momentum,
     centered,
 ):
-    """One compiled RMSprop step on lists of arrays, for callers that keep the state.
-
-    Validates every argument before the first write, then makes one kernel call
-    over the arrays. The hyperparameters are those of the class of the same name
-    (keywords, all required); the state lists hold one array per param, of its
-    dtype and shape, and are updated in place, like `params`.
+    """One compiled RMSprop step on lists of arrays (module notes: "Functional steps").
 
     Parameters
     ----------
-    params, grads : list of numpy.ndarray
-        The arrays to update and their gradients (as for the class's ``step``).
     square_avgs : list of numpy.ndarray
         Running averages of the squared gradients.
     momentum_buffers : list of numpy.ndarray, or None when momentum is 0
@@ -322,11 +288,6 @@ def rmsprop(
         The number of this step, from 1.
     lr, alpha, eps, weight_decay, momentum, centered
         As for :class:`RMSprop`.
-
-    Raises
-    ------
-    TypeError, ValueError
-        If an argument is invalid; nothing is written then.
     """
     h = _RMSpropBase._validate_hyper(
         None,
@@ -346,28 +307,16 @@ def rmsprop(
 
 
 def adagrad(params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps):
-    """One compiled Adagrad step on lists of arrays, for callers that keep the state.
-
-    Validates every argument before the first write, then makes one kernel call
-    over the arrays. The hyperparameters are those of the class of the same name
-    (keywords, all required); the state lists hold one array per param, of its
-    dtype and shape, and are updated in place, like `params`.
+    """One compiled Adagrad step on lists of arrays (module notes: "Functional steps").
 
     Parameters
     ----------
-    params, grads : list of numpy.ndarray
-        The arrays to update and their gradients (as for the class's ``step``).
     state_sums : list of numpy.ndarray
         Sums of the squared gradients.
     step : int
         The number of this step, from 1 (it sets the decayed lr).
     lr, lr_decay, weight_decay, eps
         As for :class:`Adagrad`.
-
-    Raises
-    ------
-    TypeError, ValueError
-        If an argument is invalid; nothing is written then.
     """
     h = _AdagradBase._validate_hyper(
         None,

@@ -238,7 +238,7 @@ def _overridden(model: Any, optimizer: Any) -> list[str]:
     names = []
     if type(optimizer).step is not _Fused.step:
         names.append(f"{type(optimizer).__name__}.step")
-    for name in ("loss_and_grad", "_loss_and_grad", "_train_epoch"):
+    for name in ("loss_and_grad", "_loss_and_grad"):
         if getattr(type(model), name) is not getattr(MLP, name):
             names.append(f"{type(model).__name__}.{name}")
     return names

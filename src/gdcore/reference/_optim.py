@@ -9,6 +9,8 @@ promotion; NumPy 1.25 follows the same rule for Python scalars).
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -82,7 +84,7 @@ def adam(
     bias_correction1 = 1 - beta1**step
     # A multiplication by the reciprocal where torch divides, as gdcore.optim does (one
     # division per element less; the denominators differ by at most an ulp).
-    inv_bias_correction2_sqrt = 1 / (1 - beta2**step) ** 0.5
+    inv_bias_correction2_sqrt = 1 / math.sqrt(1 - beta2**step)  # sqrt, not ** 0.5
     step_size = lr / bias_correction1
     for p, g, m, v, v_max in zip(
         params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, strict=True

@@ -343,3 +343,9 @@ def test_a_gradient_returning_x_itself_is_copied(sgd):
         lr=0.25, max_iter=5, tol=0.0,
     )
     np.testing.assert_array_equal(res.x, np.full(3, 0.75**5))
+
+
+def test_a_huge_integer_tol_is_infinite(sgd):
+    res = minimize(lambda x: float(x @ x), [1.0], grad=lambda x: 2 * x, optimizer=sgd,
+                   lr=0.1, tol=10**400)
+    assert res.status == "converged" and res.nit == 0

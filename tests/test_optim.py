@@ -300,7 +300,7 @@ def load_cases(params):
         (lambda sd: sd["param_groups"].append({}), ValueError, "`param_groups`"),
         (lambda sd: [entry.update(step=2**70) for entry in sd["state"].values()],
          ValueError, "`step`"),
-        (set_group("lr", 10**400), ValueError, "`lr`"),
+        (set_group("lr", 10**400), ValueError, r"`lr`.*got 1000.*\(401 characters\)"),
     ]
 
 

@@ -249,6 +249,8 @@ def test_bad_arguments_are_named_and_leave_the_model_alone():
         fit(model, X, y, opt, epochs=1, tol=-1.0)
     with pytest.raises(TypeError, match="`tol`"):
         fit(model, X, y, opt, epochs=1, tol=True)
+    with pytest.raises(ValueError, match="`tol`"):
+        fit(model, X, y, opt, epochs=1, tol=10**400)
     with pytest.raises(ValueError, match="`X` holds NaN"):
         fit(model, np.where(X > 2, np.nan, X), y, opt, epochs=1)
     with pytest.raises(ValueError, match="`engine`"):

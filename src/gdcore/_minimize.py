@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gdcore._validation import real_vector
+from gdcore._validation import real_scalar, real_vector
 
 if TYPE_CHECKING:
     from scipy.optimize import OptimizeResult
@@ -58,8 +58,8 @@ def resolve_optimizer(optimizer) -> type:
     )
 
 
-def _check_args(fun, grad, max_iter, tol, callback) -> None:
-    """Validate the scalar and callable arguments of minimize."""
+def _check_args(fun, grad, max_iter, tol, callback) -> float:
+    """Validate the scalar and callable arguments of minimize; return tol as float."""
     if not callable(fun):
         raise TypeError(f"`fun` must be callable, got {fun!r}")
     if grad is not None and not callable(grad):
@@ -70,10 +70,10 @@ def _check_args(fun, grad, max_iter, tol, callback) -> None:
         raise TypeError(f"`max_iter` must be an int, got {max_iter!r}")
     if max_iter < 0:
         raise ValueError(f"`max_iter` must be >= 0, got {max_iter}")
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-        raise TypeError(f"`tol` must be a real number, got {tol!r}")
+    tol = real_scalar(tol, "tol")
     if not (tol >= 0.0):
         raise ValueError(f"`tol` must be >= 0, got {tol}")
+    return tol
 
 
 class _Objective:
@@ -215,7 +215,7 @@ def minimize(
     >>> res.status, np.allclose(res.x, 1.0, atol=1e-5)
     ('converged', True)
     """
-    _check_args(fun, grad, max_iter, tol, callback)
+    tol = _check_args(fun, grad, max_iter, tol, callback)
     if not isinstance(return_trajectory, bool):
         raise TypeError(
             f"`return_trajectory` must be a bool, got {return_trajectory!r}"

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gdcore._validation import real_scalar, shown
+
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # gd_optim_kind values of src/gdcore_c/optim_kernels.h.
@@ -44,10 +46,7 @@ def _check_real(
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {_describe(value)}")
     given = value
-    try:
-        value = float(value)
-    except OverflowError:  # an integer beyond the float range
-        value = math.inf if value > 0 else -math.inf
+    value = real_scalar(value, name)
     ok = low < value if low_open else low <= value
     if high is not None:
         ok = ok and value < high
@@ -55,7 +54,7 @@ def _check_real(
         lower = f"{low} < {name}" if low_open else f"{low} <= {name}"
         upper = f" < {high}" if high is not None else ""
         raise ValueError(
-            f"Invalid `{name}`: need {lower}{upper}, finite; got {given!r:.40}"
+            f"Invalid `{name}`: need {lower}{upper}, finite; got {shown(given)}"
         )
     return value
 
@@ -237,8 +236,9 @@ def _check_state_list(
     return list(arrays)
 
 
-# Largest step count: the kernels compute the bias corrections from it in double.
-MAX_STEP = 2**53
+# Largest step count (a C long long holds it and the next). The bias corrections use
+# it as a double, which is exact to 2**53; beta**t is 0 long before either matters.
+MAX_STEP = 2**62
 
 
 def _check_step_value(value: object) -> int:
@@ -253,7 +253,7 @@ def _check_step_value(value: object) -> int:
         or not 0 <= value <= MAX_STEP
     ):
         raise ValueError(
-            f"`step` must be an integer from 0 to 2**53, got {value!r:.40}"
+            f"`step` must be an integer from 0 to 2**62, got {shown(value)}"
         )
     return int(value)
 

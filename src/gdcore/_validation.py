@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 
 import numpy as np
+
+
+def real_scalar(value, name: str) -> float:
+    """`value` as a float; an integer beyond the float range becomes +-inf.
+
+    Raises TypeError naming `name` when `value` is not a real number (bools
+    excluded). Range checks are the caller's.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number, got {value!r:.60}")
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def shown(value) -> str:
+    """A short repr of `value` for an error message (huge integers abbreviated)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 def real_vector(x, name: str, *, keep_float32: bool = False) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 from gdcore._history import History
 from gdcore._mlp import MLPBase
 from gdcore._optimizer import _Optimizer
-from gdcore._validation import int_in_range
+from gdcore._validation import int_in_range, real_scalar
 from gdcore.lm import fit_lm
 from gdcore.nn import MLP
 from gdcore.optim import _Fused
@@ -131,8 +131,7 @@ def fit(
         )
     epochs = int_in_range(epochs, "epochs", 1)
     if tol is not None:
-        if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-            raise TypeError(f"`tol` must be a real number or None, got {tol!r}")
+        tol = real_scalar(tol, "tol")
         if not (0.0 <= tol < math.inf):
             raise ValueError(f"`tol` must be a finite number >= 0 or None, got {tol!r}")
     for name, flag in (("shuffle", shuffle), ("progress", progress)):

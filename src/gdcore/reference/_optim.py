@@ -10,7 +10,6 @@ promotion; NumPy 1.25 follows the same rule for Python scalars).
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 
 import numpy as np

@@ -278,13 +278,6 @@ C_HYPER_DEFAULTS = dict(
 )
 
 
-# Hyperparameter names of all optimizers: none can be set as a plain attribute.
-HYPER_NAMES = frozenset(
-    "lr weight_decay momentum dampening nesterov betas eps amsgrad "
-    "decoupled_weight_decay alpha centered lr_decay initial_accumulator_value".split()
-)
-
-
 # Limitation: one parameter group per optimizer (torch allows several with their own
 # hyperparameters); the flat state and the single kernel call per step rely on one set
 # of hyperparameters. Use one optimizer per group instead.
@@ -309,10 +302,19 @@ class _Optimizer:
         self._setup()
 
     # Copies and pickles: the state buffers travel, what points into them is rebuilt.
+    # copy.copy keeps the params (an optimizer is about them) but not the state.
     _REBUILT = ("_views", "_layout", "_fused")
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._REBUILT}
+
+    def __copy__(self) -> _Optimizer:
+        """A new optimizer over the same params, with a copy of this one's state."""
+        twin = object.__new__(type(self))
+        state = self.__getstate__()
+        state["_flat"] = {name: flat.copy() for name, flat in self._flat.items()}
+        twin.__setstate__(state)
+        return twin
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -322,14 +324,14 @@ class _Optimizer:
         self._setup()
 
     def __setattr__(self, name: str, value: object) -> None:
-        # Only `lr` (a property) may change after construction; this catches setting a
-        # hyperparameter, e.g. `momentum` on an Adam, which would otherwise do nothing.
-        # gdcore's own classes refuse any other public name too (a typo such as
-        # `opt.weight_decai`); a user's subclass may add attributes of its own.
+        # On gdcore's own classes only `lr` (a property) may change after construction:
+        # this catches a hyperparameter set on the wrong optimizer (`momentum` on an
+        # Adam) or misspelt, which would otherwise do nothing. A user's subclass may add
+        # attributes of its own; its read-only hyperparameter properties still refuse.
         if (
             not name.startswith("_")
+            and type(self).__module__.startswith("gdcore.")
             and not isinstance(getattr(type(self), name, None), property)
-            and (name in HYPER_NAMES or type(self).__module__.startswith("gdcore."))
         ):
             raise AttributeError(
                 f"{type(self).__name__} has no attribute {name!r} to set; "

@@ -356,3 +356,21 @@ def test_overriding_subclasses_are_called_not_bypassed(model_cls, opt_cls, expec
     assert not np.array_equal(plain.flat_params, model.flat_params)
     with pytest.raises(ValueError, match="would bypass the overriding"):
         fit(model, X, y, opt_cls(model.params, lr=0.5), epochs=1, engine="compiled")
+
+
+class PlainSGD(optim.SGD):
+    """A user's subclass that changes nothing."""
+
+
+def test_methods_set_on_the_instance_are_called():
+    X, y = _blobs()
+    calls = []
+    for engine in ("auto", "python"):
+        model = MLP([4, 5, 3], seed=0)
+        opt = PlainSGD(model.params, lr=0.1)  # gdcore's own classes refuse new names
+        step, grad = opt.step, model.loss_and_grad
+        opt.step = lambda grads, f=step: (calls.append("step"), f(grads))
+        model.loss_and_grad = lambda X, y, f=grad: (calls.append("grad"), f(X, y))[1]
+        fit(model, X, y, opt, epochs=1, batch_size=30, seed=0, engine=engine)
+        assert calls == ["grad", "step"] * 2
+        calls.clear()

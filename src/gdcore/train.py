@@ -101,9 +101,9 @@ def fit(
     engine : {"auto", "compiled", "python"}, default "auto"
         ``"auto"`` uses the compiled whole-epoch engine when the model is a
         :class:`gdcore.nn.MLP` and the optimizer a :mod:`gdcore.optim` one, and the
-        step-by-step Python loop otherwise. A subclass that overrides the optimizer's
-        ``step`` or the model's ``loss_and_grad`` gets the Python loop, which calls
-        its methods; ``"compiled"`` then raises ValueError.
+        step-by-step Python loop otherwise. When the optimizer's ``step`` or the
+        model's ``loss_and_grad`` is replaced (by a subclass or on the instance), the
+        Python loop runs and calls them; ``"compiled"`` then raises ValueError.
 
     Returns
     -------
@@ -232,13 +232,19 @@ def _check_seed(seed: Any) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def _replaced(obj: Any, name: str, base: type) -> bool:
+    """Whether `obj.name` is not `base`'s method: overridden by a subclass or set on
+    the instance."""
+    return name in vars(obj) or getattr(type(obj), name) is not getattr(base, name)
+
+
 def _overridden(model: Any, optimizer: Any) -> list[str]:
-    """Methods of a subclass that the compiled epoch would bypass."""
+    """Replaced methods that the compiled epoch would bypass."""
     names = []
-    if type(optimizer).step is not _Fused.step:
+    if _replaced(optimizer, "step", _Fused):
         names.append(f"{type(optimizer).__name__}.step")
     for name in ("loss_and_grad", "_loss_and_grad"):
-        if getattr(type(model), name) is not getattr(MLP, name):
+        if _replaced(model, name, MLP):
             names.append(f"{type(model).__name__}.{name}")
     return names
 
@@ -303,7 +309,7 @@ def _python_epoch(
     losses = np.empty(n_batches)
     # A subclass's own loss_and_grad is called as is; otherwise the public checks
     # are skipped, since X and y were checked and converted once per fit.
-    custom = type(model).loss_and_grad is not MLPBase.loss_and_grad
+    custom = _replaced(model, "loss_and_grad", MLPBase)
     for b in range(n_batches):
         idx = order[b * batch_size : (b + 1) * batch_size]
         if custom:

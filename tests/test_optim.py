@@ -839,3 +839,24 @@ def test_late_adam_steps_match_the_reference_bit_for_bit(name, step):
         opt.step([g])
         results.append(p)
     np.testing.assert_array_equal(*results)
+
+
+def test_functional_steps_name_a_missing_state_list():
+    p, g = [np.ones(4)], [np.full(4, 0.5)]
+    adam_kwargs = dict(step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+                       weight_decay=0.0)
+    with pytest.raises(ValueError, match="`exp_avgs` is required"):
+        optim.adam(p, g, None, [np.zeros(4)], None, amsgrad=False, **adam_kwargs)
+    with pytest.raises(ValueError, match="`max_exp_avg_sqs` is required"):
+        optim.adam(p, g, [np.zeros(4)], [np.zeros(4)], None, amsgrad=True,
+                   **adam_kwargs)
+    with pytest.raises(ValueError, match="`momentum_buffers` is required"):
+        optim.sgd(p, g, None, step=1, lr=0.1, momentum=0.9, dampening=0.0,
+                  weight_decay=0.0, nesterov=False)
+    with pytest.raises(ValueError, match="`grad_avgs` is required"):
+        optim.rmsprop(p, g, [np.zeros(4)], None, None, step=1, lr=0.1, alpha=0.99,
+                      eps=1e-8, weight_decay=0.0, momentum=0.0, centered=True)
+    np.testing.assert_array_equal(p[0], np.ones(4))
+    optim.sgd(p, g, None, step=1, lr=0.1, momentum=0.0, dampening=0.0,
+              weight_decay=0.0, nesterov=False)
+    np.testing.assert_allclose(p[0], 0.95)

@@ -126,8 +126,14 @@ def _functional(params, grads, states, step, fields):
     """Validate everything, then run one kernel call over the arrays."""
     params = _check_params(params)
     lists, written = [], [(f"params[{i}]", p) for i, p in enumerate(params)]
-    for name, arrays in states:
-        lists.append([] if arrays is None else _check_state_list(name, params, arrays))
+    for entry in states:  # (name, arrays) for a slot the options use, else None
+        if entry is None:
+            lists.append([])
+            continue
+        name, arrays = entry
+        if arrays is None:
+            raise ValueError(f"`{name}` is required by these options, got None")
+        lists.append(_check_state_list(name, params, arrays))
         written += [(f"{name}[{i}]", a) for i, a in enumerate(lists[-1])]
     _check_disjoint(written)
     _check_grads(params, _layout(params, [a for _, a in written]), grads)
@@ -300,8 +306,8 @@ def rmsprop(
     )
     states = [
         ("square_avgs", square_avgs),
-        ("momentum_buffers", momentum_buffers if h["momentum"] != 0 else None),
-        ("grad_avgs", grad_avgs if h["centered"] else None),
+        ("momentum_buffers", momentum_buffers) if h["momentum"] != 0 else None,
+        ("grad_avgs", grad_avgs) if h["centered"] else None,
     ]
     _functional(params, grads, states, step, _RMSpropBase._c_fields(h))
 

@@ -545,3 +545,33 @@ def test_compiled_model_is_safe_to_share_between_threads():
         results = list(pool.map(model.forward, inputs))
     for got, want in zip(results, expected, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+class PenalisedMLP(nn.MLP):
+    """A subclass with a constructor argument of its own and an attribute."""
+
+    def __init__(self, sizes, l2, **kwargs):
+        super().__init__(sizes, **kwargs)
+        self.l2 = l2
+        self.notes = ["built"]
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "copy", "pickle"])
+def test_copied_subclass_keeps_its_attributes(how):
+    import copy
+    import pickle
+
+    model = PenalisedMLP([3, 4, 2], 0.5, seed=1)
+    model.notes.append("trained")
+    clone = {
+        "deepcopy": copy.deepcopy,
+        "copy": copy.copy,
+        "pickle": lambda m: pickle.loads(pickle.dumps(m)),
+    }[how](model)
+    assert type(clone) is PenalisedMLP and clone.l2 == 0.5
+    assert clone.notes == ["built", "trained"]
+    np.testing.assert_array_equal(clone.flat_params, model.flat_params)
+    assert not np.shares_memory(clone.flat_params, model.flat_params)
+    assert np.shares_memory(clone.params[0], clone.flat_params)
+    X = np.ones((2, 3))
+    np.testing.assert_array_equal(clone.forward(X), model.forward(X))

@@ -158,13 +158,19 @@ class MLPBase:
         self.n_params = sum(int(np.prod(shape)) for shape in shapes)
         self.flat_params = np.zeros(self.n_params, dtype=self.dtype)
         self.flat_grads = np.zeros(self.n_params, dtype=self.dtype)
+        self._index_buffers()
+
+    def _index_buffers(self) -> None:
+        """`params` and `grads`: per-layer views of the flat buffers."""
         self.params, self.grads = [], []
         start = 0
-        for shape in shapes:
-            stop = start + int(np.prod(shape))
-            self.params.append(self.flat_params[start:stop].reshape(shape))
-            self.grads.append(self.flat_grads[start:stop].reshape(shape))
-            start = stop
+        for layer in range(self.n_layers):
+            fan_in, fan_out = self.layer_sizes[layer : layer + 2]
+            for shape in ((fan_in, fan_out), (fan_out,)):
+                stop = start + int(np.prod(shape))
+                self.params.append(self.flat_params[start:stop].reshape(shape))
+                self.grads.append(self.flat_grads[start:stop].reshape(shape))
+                start = stop
 
     def _initialise(self, rng: np.random.Generator) -> None:
         """Draw the weights as documented in the class Notes; zero the biases."""
@@ -326,10 +332,24 @@ class MLPBase:
                 f"more than the limit {_INT32_MAX}"
             )
 
-    def __reduce__(self):
-        """Pickle and copy by rebuilding the buffers, so params stay views."""
-        args = (self.layer_sizes, self.activation, self.loss_name, self.dtype)
-        return (_rebuild, (type(self), args, self.seed, self.flat_params.copy()))
+    # Pickles and copies keep every attribute (a subclass's too); the views into the
+    # flat buffers are rebuilt, and copy.copy gets buffers of its own as well.
+    _NOT_SAVED = ("params", "grads")
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._NOT_SAVED}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._index_buffers()
+
+    def __copy__(self):
+        twin = object.__new__(type(self))
+        state = self.__getstate__()
+        state.update(flat_params=self.flat_params.copy(),
+                     flat_grads=self.flat_grads.copy())  # fmt: skip
+        twin.__setstate__(state)
+        return twin
 
     def __repr__(self) -> str:
         return (
@@ -350,11 +370,3 @@ class MLPBase:
     def _jacobian(self, X: np.ndarray) -> np.ndarray:
         """Jacobian for a checked `X`."""
         raise NotImplementedError
-
-
-def _rebuild(cls, args, seed, flat_params):
-    """A model of class `cls` built from `args` holding the weights `flat_params`."""
-    model = cls(*args, seed=0)
-    model.seed = seed
-    model.flat_params[...] = flat_params
-    return model

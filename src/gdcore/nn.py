@@ -52,6 +52,14 @@ class MLP(MLPBase):
         # and the compiled calls release the GIL: one call at a time per model.
         self._lock = threading.Lock()
 
+    _NOT_SAVED = (*MLPBase._NOT_SAVED, "_lock", "_work", "_work_rows")
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._work = np.empty(0, dtype=np.float64)
+        self._work_rows = 0
+        self._lock = threading.Lock()
+
     def _workspace(self, n: int) -> np.ndarray:
         """Workspace for a batch of `n` rows; grows, never shrinks."""
         # Limitation: one call with a huge batch keeps its workspace until the model

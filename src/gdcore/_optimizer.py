@@ -700,7 +700,8 @@ class _AdamBase(_Optimizer):
        Differences from torch.optim: one parameter group; one step count shared by
        all params; state buffers exist from construction (``state_dict`` lists them
        before the first step); only ``lr`` can be changed after construction; ``eps``
-       must be > 0; no ``maximize``, ``foreach``, ``fused`` or ``capturable`` flags.
+       must be > 0; no ``maximize``, ``foreach``, ``fused`` or ``capturable`` flags,
+       and no ``decoupled_weight_decay`` flag: use :class:`AdamW` for that.
 
     References
     ----------

@@ -408,7 +408,12 @@ class _Optimizer:
     # Hyperparameters.
     @property
     def lr(self) -> float:
-        """Learning rate (settable; must be finite and >= 0)."""
+        """Learning rate (settable; must be finite and >= 0).
+
+        A step uses the value last set. For a schedule, set it between steps (e.g.
+        from a ``fit`` callback); overriding this property in a subclass does not
+        change what the steps use.
+        """
         return self._hyper["lr"]
 
     @lr.setter

@@ -317,6 +317,22 @@ def _truncated_zip(path):
     path.write_bytes(path.read_bytes()[:-30])
 
 
+def _header_cut_short(path):
+    np.savez(path, X=np.ones((4, 2)), y=np.zeros(4))
+    data = path.read_bytes()
+    # Same length, so the zip stays valid: the dict loses its closing brace.
+    cut = data.replace(b"'shape': (4, 2), }", b"'shape': (4,      ")
+    assert cut != data
+    path.write_bytes(cut)
+
+
+def _deflate_corrupted(path):
+    np.savez_compressed(path, X=np.arange(400.0).reshape(200, 2), y=np.zeros(200))
+    data = bytearray(path.read_bytes())
+    data[60:80] = bytes(20)
+    path.write_bytes(bytes(data))
+
+
 def _zip_of_text(path):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("X.npy", "not an array")
@@ -325,7 +341,13 @@ def _zip_of_text(path):
 
 @pytest.mark.parametrize(
     "write, detail",
-    [(_npy_renamed, ""), (_truncated_zip, ""), (_zip_of_text, ": X, y not .npy")],
+    [
+        (_npy_renamed, ""),
+        (_truncated_zip, ""),
+        (_zip_of_text, ": X, y not .npy"),
+        (_header_cut_short, ": X is unreadable"),
+        (_deflate_corrupted, ": X is unreadable"),
+    ],
 )
 def test_files_that_are_not_npz_archives_say_so(tmp_path, capsys, write, detail):
     path = tmp_path / "d.npz"
@@ -337,3 +359,4 @@ def test_files_that_are_not_npz_archives_say_so(tmp_path, capsys, write, detail)
     message = "d.npz is not a valid .npz archive (a zip of .npy arrays)"
     assert f"error: {message}{detail} (see" in err
     assert "pickle" not in err and err.count("\n") == 1
+

@@ -6,8 +6,12 @@ import argparse
 import csv
 import inspect
 import math
+import struct
+import textwrap
 import time
+import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -404,10 +408,10 @@ def _read_npz(path: Path):
         raise DataError(invalid)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+            arrays = {key: _read_member(npz, key, invalid) for key in npz.files}
     except zipfile.BadZipFile:
         raise DataError(invalid) from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise DataError(f"cannot read {path.name} as .npz: {exc}") from None
     not_npy = sorted(key for key, a in arrays.items() if not isinstance(a, np.ndarray))
     if not_npy:
@@ -433,6 +437,40 @@ def _read_npz(path: Path):
             f"{path.name}: X_test has {X_test.shape[1]} columns, X has {X.shape[1]}"
         )
     return X, y, X_test, y_test
+
+
+# What reading a corrupt member can raise: NumPy's .npy reader parses the header
+# with ast (and, for old format versions, tokenize), and the zip layer checks
+# the compressed stream and its CRC.
+_MEMBER_ERRORS = (
+    ValueError,
+    TypeError,
+    SyntaxError,
+    EOFError,
+    OSError,
+    struct.error,
+    tokenize.TokenError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+
+
+def _read_member(npz, key: str, invalid: str):
+    """Member ``key`` of an open .npz (an array, or bytes if it is not .npy).
+
+    Raises
+    ------
+    DataError
+        If the member cannot be read; NumPy's reason is kept when it gives one
+        (a ValueError, e.g. an object array, which is not loaded).
+    """
+    try:
+        return npz[key]
+    except _MEMBER_ERRORS as exc:
+        reason = ""
+        if isinstance(exc, ValueError) and str(exc):
+            reason = f" ({textwrap.shorten(str(exc), 100, placeholder=' ...')})"
+        raise DataError(f"{invalid}: {key} is unreadable{reason}") from None
 
 
 def _as_features(a: np.ndarray, key: str, name: str) -> np.ndarray:

@@ -134,6 +134,10 @@ def test_train_on_npz_with_test_split_and_mse(tmp_path, capsys):
         ("", ".csv", "is empty"),
         ("1,2\n", ".json", "unsupported data file"),
         ("not a zip", ".npz", "data.npz is not a valid .npz archive"),
+        ("a,b,y\n\n1,2,0\n3,4\n", ".csv", "line 4: 2 columns, expected 3"),
+        ("\n\na,b\n1,2\n \n,,\nx,3\n", ".csv", "line 7: feature 'x' is not"),
+        ("1,2,a\n\n3,4,\n", ".csv", "line 3: the label is empty"),
+        ('1,"2\n",a\n3,x,b\n', ".csv", "line 3: feature 'x' is not"),
     ],
 )
 def test_bad_data_files_give_one_line_errors(
@@ -148,6 +152,17 @@ def test_bad_data_files_give_one_line_errors(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_a_csv_cell_beyond_the_field_limit_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("1,2,a\n\n" + "x" * 200_000 + "\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "d.csv, line 3: field larger than field limit" in err
+    assert err.count("\n") == 1
 
 
 def test_npz_without_labels(tmp_path, capsys):
@@ -359,4 +374,29 @@ def test_files_that_are_not_npz_archives_say_so(tmp_path, capsys, write, detail)
     message = "d.npz is not a valid .npz archive (a zip of .npy arrays)"
     assert f"error: {message}{detail} (see" in err
     assert "pickle" not in err and err.count("\n") == 1
+
+
+def test_a_csv_byte_order_mark_is_not_part_of_the_first_cell(tmp_path, capsys):
+    X, y = _separable(n=50)
+    rows = [f"{lab},{r[0]},{r[1]}" for r, lab in zip(X, y, strict=True)]
+    args = ["train", "-q", "--epochs", "1"]
+    named = tmp_path / "named.csv"
+    named.write_text("\n".join(["label,a,b", *rows]) + "\n", encoding="utf-8-sig")
+    code = main([*args, "--data", str(named), "--label-column", "label"])
+    assert code == 0
+    assert _summary_value(capsys.readouterr().out, "network").startswith("2-100-2 ")
+    bare = tmp_path / "bare.csv"
+    bare.write_text("\n".join(rows[::-1]) + "\n", encoding="utf-8-sig")
+    assert main([*args, "--data", str(bare)]) == 0
+    assert _summary_value(capsys.readouterr().out, "data").startswith("bare.csv: 40")
+
+
+def test_a_csv_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("caf\xe9,b,y\n1,2,0\n".encode("latin-1"))
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "cannot read latin.csv: 'utf-8' codec" in err and err.count("\n") == 1
 

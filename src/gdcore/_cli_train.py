@@ -129,9 +129,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, title: str = "data") -> 
     data.add_argument(
         "--data",
         type=Path,
-        help="CSV file (one sample a row; the first row is a header when none of "
-        "its cells is a number) or .npz with arrays X and y (and optionally X_test, "
-        "y_test). For cross_entropy every distinct label "
+        help="CSV file (UTF-8; one sample a row; the first row is a header when "
+        "none of its cells is a number) or .npz with arrays X and y (and "
+        "optionally X_test, y_test). For cross_entropy every distinct label "
         "value (as text in a CSV) is a class, numbered in sorted order; for mse the "
         "labels must be numbers",
     )
@@ -497,12 +497,12 @@ def _check_rows(X: np.ndarray, y: np.ndarray, xk: str, yk: str, name: str) -> No
 
 
 def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of a CSV file with an optional header row."""
-    try:
-        with path.open(newline="") as f:
-            rows = [row for row in csv.reader(f) if row and any(c.strip() for c in row)]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path.name}: {exc}") from None
+    """Features and labels of a CSV file with an optional header row.
+
+    The file is read as UTF-8, a leading byte-order mark ignored; rows without
+    any non-blank cell are skipped, and errors name the file's own line numbers.
+    """
+    rows, lines = _csv_rows(path)
     if not rows:
         raise DataError(f"{path.name} is empty")
     # A data row may have a text label but has numeric features, so only a row
@@ -510,12 +510,12 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
     header = None
     if not any(_is_number(c) for c in rows[0]):
         header = [c.strip() for c in rows.pop(0)]
+        lines.pop(0)
     if not rows:
         raise DataError(f"{path.name} has a header but no data rows")
     width = len(rows[0])
-    for i, row in enumerate(rows):
+    for line, row in zip(lines, rows, strict=True):
         if len(row) != width:
-            line = i + 1 + (header is not None)
             raise DataError(
                 f"{path.name}, line {line}: {len(row)} columns, expected {width}"
             )
@@ -526,25 +526,46 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
     labels = np.array([c.strip() for c in cells[:, col]])
     empty = np.flatnonzero(labels == "")
     if empty.size:
-        line = empty[0] + 1 + (header is not None)
+        line = lines[empty[0]]
         raise DataError(f"{path.name}, line {line}: the label is empty")
     features = np.delete(cells, col, axis=1)
     try:
         X = features.astype(np.float64)
     except ValueError:
-        bad = next(
+        i, j = next(
             (i, j)
             for i, row in enumerate(features)
             for j, c in enumerate(row)
             if not _is_number(c)
         )
-        line = bad[0] + 1 + (header is not None)
         raise DataError(
-            f"{path.name}, line {line}: feature {features[bad]!r} is not a number"
+            f"{path.name}, line {lines[i]}: feature {features[i, j]!r} is not a number"
         ) from None
     if not np.isfinite(X).all():
         raise DataError(f"{path.name} holds NaN or infinite feature values")
     return X, labels
+
+
+def _csv_rows(path: Path) -> tuple[list[list[str]], list[int]]:
+    """The non-blank rows of a CSV file and the line on which each starts."""
+    rows, lines = [], []
+    end = 0  # the last line read so far
+    try:
+        # utf-8-sig drops a byte-order mark that would otherwise begin the first
+        # cell.
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            try:
+                for row in reader:
+                    if any(c.strip() for c in row):
+                        rows.append(row)
+                        lines.append(end + 1)
+                    end = reader.line_num
+            except csv.Error as exc:
+                raise DataError(f"{path.name}, line {end + 1}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path.name}: {exc}") from None
+    return rows, lines
 
 
 def _is_number(text: str) -> bool:

@@ -400,3 +400,47 @@ def test_a_csv_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot read latin.csv: 'utf-8' codec" in err and err.count("\n") == 1
 
+
+@pytest.mark.parametrize(
+    "arrays, loss, message",
+    [
+        ({"y": [0.0, 1.0, np.nan, 1.0]}, "cross_entropy", "y holds NaN or infinite"),
+        ({"y": [0.0, 1.0, np.inf, 1.0]}, "mse", "y holds NaN or infinite labels"),
+        (
+            {"y": np.zeros(4, dtype=[("a", "f8"), ("b", "i4")])},
+            "cross_entropy",
+            "y must hold numbers or text labels, got dtype [('a', '<f8')",
+        ),
+        (
+            {"y": np.zeros(4, dtype=[("a", "f8")])},
+            "mse",
+            "y must hold numbers or text labels, got dtype [('a', '<f8')]",
+        ),
+        ({"y": np.ones(4) * 1j}, "cross_entropy", "y must hold numbers or text"),
+        (
+            {"y": [0, 1, 0, 1], "X_test": np.ones((2, 2)), "y_test": [1.0, np.nan]},
+            "cross_entropy",
+            "y_test holds NaN or infinite labels",
+        ),
+        ({"y": np.array(list("abab"))}, "mse", "y must be numbers for --loss mse"),
+    ],
+)
+def test_bad_npz_labels_are_one_line_errors(tmp_path, capsys, arrays, loss, message):
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.arange(8.0).reshape(4, 2), **arrays)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "-q", "--data", str(path), "--loss", loss])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: d.npz: {message}" in err and err.count("\n") == 1
+
+
+def test_npz_text_and_bool_labels_are_classes(tmp_path, capsys):
+    X, y = _separable(n=40)
+    for labels in (np.where(y == 1, "yes", "no"), y == 1):
+        path = tmp_path / "d.npz"
+        np.savez(path, X=X, y=labels)
+        assert main(["train", "-q", "--data", str(path), "--epochs", "1"]) == 0
+        out = capsys.readouterr().out
+        assert _summary_value(out, "network") == "3-100-2 relu, cross_entropy"
+

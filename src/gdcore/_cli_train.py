@@ -358,8 +358,9 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     if classify:
         y, y_test = _encode_labels(y, y_test)
     else:
-        y = _as_float(y, "labels")
-        y_test = None if y_test is None else _as_float(y_test, "test labels")
+        npz = args.data is not None and not is_csv
+        y = _as_float(y, f"{name}: " + ("y" if npz else "the labels"))
+        y_test = None if y_test is None else _as_float(y_test, f"{name}: y_test")
     if X_test is None:
         X, y, X_test, y_test = _split(X, y, args.test_size, args.seed)
     if not args.no_standardize:
@@ -425,12 +426,12 @@ def _read_npz(path: Path):
     if ("X_test" in arrays) != ("y_test" in arrays):
         raise DataError(f"{path.name} must hold both X_test and y_test, or neither")
     X = _as_features(arrays["X"], "X", path.name)
-    y = arrays["y"]
+    y = _as_labels(arrays["y"], "y", path.name)
     _check_rows(X, y, "X", "y", path.name)
     if "X_test" not in arrays:
         return X, y, None, None
     X_test = _as_features(arrays["X_test"], "X_test", path.name)
-    y_test = arrays["y_test"]
+    y_test = _as_labels(arrays["y_test"], "y_test", path.name)
     _check_rows(X_test, y_test, "X_test", "y_test", path.name)
     if X_test.shape[1] != X.shape[1]:
         raise DataError(
@@ -485,6 +486,19 @@ def _as_features(a: np.ndarray, key: str, name: str) -> np.ndarray:
         raise DataError(f"{name}: {key} is not numeric (dtype {a.dtype})") from None
     if not np.isfinite(a).all():
         raise DataError(f"{name}: {key} holds NaN or infinite values")
+    return a
+
+
+def _as_labels(a: np.ndarray, key: str, name: str) -> np.ndarray:
+    """Labels that are numbers (finite ones, if floats) or text, or DataError."""
+    # b: bool, i/u: integers, f: floats, U/S: text; not complex, dates, objects
+    # or structured records.
+    if a.dtype.kind not in "biufUS":
+        raise DataError(
+            f"{name}: {key} must hold numbers or text labels, got dtype {a.dtype}"
+        )
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise DataError(f"{name}: {key} holds NaN or infinite labels")
     return a
 
 
@@ -614,7 +628,7 @@ def _as_float(y: np.ndarray, what: str) -> np.ndarray:
     except ValueError:
         raise DataError(f"{what} must be numbers for --loss mse") from None
     if not np.isfinite(out).all():
-        raise DataError(f"{what} hold NaN or infinite values")
+        raise DataError(f"{what} must be finite numbers (not NaN or infinite)")
     return out
 
 

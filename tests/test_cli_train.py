@@ -444,3 +444,67 @@ def test_npz_text_and_bool_labels_are_classes(tmp_path, capsys):
         out = capsys.readouterr().out
         assert _summary_value(out, "network") == "3-100-2 relu, cross_entropy"
 
+
+def _regression_npz(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 2))
+    path = tmp_path / "reg.npz"
+    np.savez(path, X=X, y=X @ np.array([1.0, -2.0]))
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["--batch-size", "32"], "--batch-size"),
+        (["--batch-size", "full"], "--batch-size"),
+        (["--sampling", "without_replacement"], "--sampling"),
+        (["--engine", "auto"], "--engine"),
+        (["--engine", "python", "--batch", "4", "--lr", "0.1"], "--batch-size, "),
+        (["--sampling=with_replacement", "--engine=python"], "--engine, --sampling"),
+    ],
+)
+def test_options_lm_does_not_use_are_errors(tmp_path, capsys, argv, named):
+    path = _regression_npz(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "train",
+                "-q",
+                "--data",
+                str(path),
+                "--optimizer",
+                "lm",
+                "--loss",
+                "mse",
+                *argv,
+            ]
+        )
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: --optimizer lm takes no {named}" in err
+    assert err.count("\n") == 1
+
+
+def test_lm_takes_the_options_it_uses(tmp_path, capsys):
+    path = _regression_npz(tmp_path)
+    argv = ["train", "-q", "--data", str(path), "--optimizer", "lm", "--loss", "mse"]
+    argv += ["--hidden", "4", "--epochs", "3", "--tol", "1e-12", "--seed", "1"]
+    argv += ["--threads", "1", "--dtype", "float32", "--test-size", "0.25"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert _summary_value(out, "optimizer") == "LevenbergMarquardt"
+    assert _summary_value(out, "data") == "reg.npz: 30 train / 10 test"
+
+
+def test_train_notes_the_options_given():
+    from gdcore.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train"]).given == {}
+    args = parser.parse_args(["train", "--batch", "8", "--nesterov", "-q"])
+    assert args.given == {
+        "batch_size": "--batch-size",
+        "nesterov": "--nesterov",
+        "quiet": "-q",
+    }

@@ -40,6 +40,11 @@ HYPERPARAMETERS = (
     "lr_decay",
 )
 
+# Options (argparse dests) that Levenberg-Marquardt does not use: it takes
+# whole-data steps of its own length, with no learning rate, batches or epoch
+# engine, so giving one with --optimizer lm is an error.
+NOT_FOR_LM = (*HYPERPARAMETERS, "batch_size", "sampling", "engine")
+
 
 def positive_int(text: str) -> int:
     """argparse type: an int >= 1."""
@@ -63,6 +68,44 @@ def nonnegative_float(text: str) -> float:
     if not (0.0 <= value < math.inf):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
+
+
+def noting(action_class):
+    """``action_class``, also noting its option in the namespace's ``given``.
+
+    argparse calls an action only for an option on the command line (defaults
+    are set without it), so ``given`` maps the dest of each option given to
+    the option string used, whatever its value.
+    """
+
+    class Noting(action_class):
+        def __call__(self, parser, namespace, values, option_string=None):
+            super().__call__(parser, namespace, values, option_string)
+            namespace.given = {**namespace.given, self.dest: option_string}
+
+    return Noting
+
+
+def note_given(parser: argparse.ArgumentParser) -> None:
+    """Make `parser` record the options typed on the command line.
+
+    Every option added to `parser` afterwards with one of the actions that
+    store a value notes itself in ``args.given`` (see :func:`noting`), which
+    starts empty.
+    """
+    for name in (
+        None,
+        "store",
+        "store_const",
+        "store_true",
+        "store_false",
+        "append",
+        "append_const",
+        "extend",
+        "count",
+    ):
+        parser.register("action", name, noting(parser._registry_get("action", name)))
+    parser.set_defaults(given={})
 
 
 class DataError(Exception):
@@ -91,13 +134,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "held-out test split."
         ),
     )
+    note_given(p)
     add_data_arguments(p)
     add_network_arguments(p)
     opt = p.add_argument_group(
         "optimizer (defaults are the optimizer's own, but sgd's lr is 0.01)"
     )
     opt.add_argument(
-        "--optimizer", choices=(*OPTIMIZERS, "lm"), default="adam", help="default adam"
+        "--optimizer",
+        choices=(*OPTIMIZERS, "lm"),
+        default="adam",
+        help="default adam; lm (Levenberg-Marquardt) needs --loss mse and takes "
+        "none of the options below nor --batch-size, --sampling or --engine",
     )
     opt.add_argument("--lr", type=float)
     opt.add_argument("--momentum", type=float)
@@ -197,6 +245,8 @@ def run_train(args: argparse.Namespace) -> int:
     from gdcore.nn import MLP
 
     try:
+        if args.optimizer == "lm":
+            _check_lm(args)
         batch_size = parse_batch_size(args.batch_size)
         data = load_dataset(args)
     except (DataError, ValueError) as exc:
@@ -251,17 +301,13 @@ def parse_batch_size(text: str) -> int | None:
 
 def _make_optimizer(optim, model, args: argparse.Namespace):
     """Build the optimizer named by --optimizer with the hyperparameters given."""
+    if args.optimizer == "lm":
+        return "lm"  # its options were checked by _check_lm
     kwargs = {
         name: getattr(args, name)
         for name in HYPERPARAMETERS
         if getattr(args, name) is not None
     }
-    if args.optimizer == "lm":
-        if args.loss != "mse":
-            raise ValueError("--optimizer lm needs --loss mse (least squares)")
-        if kwargs:
-            raise ValueError(f"--optimizer lm takes no {_options(kwargs)}")
-        return "lm"
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
     cls = getattr(optim, OPTIMIZERS[args.optimizer])
@@ -271,6 +317,19 @@ def _make_optimizer(optim, model, args: argparse.Namespace):
     if args.optimizer == "sgd":
         kwargs.setdefault("lr", 0.01)
     return cls(model.params, **kwargs)
+
+
+def _check_lm(args: argparse.Namespace) -> None:
+    """ValueError unless the options suit ``--optimizer lm``.
+
+    It needs ``--loss mse``, and none of :data:`NOT_FOR_LM` may be given on
+    the command line (``args.given``), whatever its value.
+    """
+    if args.loss != "mse":
+        raise ValueError("--optimizer lm needs --loss mse (least squares)")
+    unused = sorted(flag for dest, flag in args.given.items() if dest in NOT_FOR_LM)
+    if unused:
+        raise ValueError(f"--optimizer lm takes no {', '.join(unused)}")
 
 
 def _options(names) -> str:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections import defaultdict
 
 PRIMARY = ("gdcore", "gdcore-flat", "gdcore-separate")
@@ -37,27 +38,82 @@ GEMM_LIMIT = "gemm-limit"
 
 
 def load(path: str, stat: str) -> tuple[dict, dict]:
-    """Return ({group: {impl: (seconds, bytes, loadavg, samples)}}, machine_info)."""
+    """Return ({group: {impl: (seconds, bytes, loadavg, samples)}}, machine_info).
+
+    A benchmark without a group (pytest-benchmark writes null) is left out. The
+    optional numbers (``bytes``, ``loadavg`` and ``samples`` of ``extra_info``) are
+    None unless they are finite numbers, ``bytes`` and ``samples`` positive ones;
+    ``machine_info`` is {} unless it is an object, and its ``loadavg_start`` is
+    the 1-minute load (a finite number) or None.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    ValueError
+        If it is not JSON or not a pytest-benchmark file, or a benchmark's name,
+        group, ``extra_info.impl`` or ``stats.<stat>`` is missing or malformed (the
+        time must be a finite number > 0).
+    """
     with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+        try:
+            data = json.load(fh)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise ValueError("not a pytest-benchmark JSON file (no 'benchmarks' list)")
     groups: dict = defaultdict(dict)
     for k, bench in enumerate(data["benchmarks"]):
-        try:
-            info = bench.get("extra_info") or {}
-            impl = info.get("impl", bench["name"])
-            seconds = float(bench["stats"][stat])
-            group = bench["group"]
-        except (AttributeError, KeyError, TypeError, ValueError):
-            raise ValueError(
-                f"benchmark {k} lacks a name, group or stats.{stat}"
-            ) from None
-        if not seconds > 0:
+        if not isinstance(bench, dict):
+            raise ValueError(f"benchmark {k} is not a JSON object")
+        info = bench.get("extra_info")
+        info = info if isinstance(info, dict) else {}
+        impl = info.get("impl", bench.get("name"))
+        if not isinstance(impl, str):
+            raise ValueError(f"benchmark {k} lacks a name or extra_info.impl string")
+        group = bench.get("group")
+        if group is None:
+            continue
+        if not isinstance(group, str):
+            raise ValueError(f"benchmark {k} ({impl}) has a group that is not a string")
+        stats = bench.get("stats")
+        seconds = stats.get(stat) if isinstance(stats, dict) else None
+        if not _is_number(seconds):
+            raise ValueError(f"benchmark {k} ({impl}) lacks a number as stats.{stat}")
+        if _positive(seconds) is None:
             raise ValueError(f"benchmark {k} ({impl}) has a time of {seconds}")
-        groups[group][impl] = (seconds, info.get("bytes"), info.get("loadavg"),
-                               info.get("samples"))
-    return dict(groups), data.get("machine_info") or {}
+        groups[group][impl] = (_positive(seconds), _positive(info.get("bytes")),
+                               _finite(info.get("loadavg")),
+                               _positive(info.get("samples")))
+    machine = data.get("machine_info")
+    machine = dict(machine) if isinstance(machine, dict) else {}
+    start = machine.get("loadavg_start")
+    if isinstance(start, list) and start:  # os.getloadavg(): 1, 5 and 15 minutes
+        start = start[0]
+    machine["loadavg_start"] = _finite(start)
+    return dict(groups), machine
+
+
+def _is_number(value) -> bool:
+    """Whether a JSON value is a number (not a boolean)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value) -> float | None:
+    """`value` as a float if it is a finite number, else None."""
+    if not _is_number(value):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond the float range
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _positive(value) -> float | None:
+    """`value` as a float if it is a finite number > 0, else None."""
+    value = _finite(value)
+    return value if value is not None and value > 0 else None
 
 
 def _fmt_time(seconds: float) -> str:
@@ -155,16 +211,27 @@ def other_table(groups: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the tables of a pytest-benchmark JSON file; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json_file")
     parser.add_argument("--stat", default="min", choices=["min", "median", "mean"])
     args = parser.parse_args(argv)
+
+    def fail(message: str):
+        """Exit with status 2 and a one-line message (no usage block)."""
+        parser.exit(2, f"{parser.prog}: error: {args.json_file}: {message}\n")
+
     try:
         groups, machine = load(args.json_file, args.stat)
     except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
-        parser.error(f"{args.json_file}: {exc}")
-    if not groups:
-        parser.error(f"{args.json_file}: holds no benchmarks")
+        fail(str(exc))
+    tables = [("", table(groups)),
+              ("\nTraining, one epoch per call (Adam, lr 1e-3):\n",
+               train_table(groups)),
+              ("\nNetworks and Levenberg-Marquardt:\n", other_table(groups))]
+    tables = [(title, text) for title, text in tables if text.count("\n") > 1]
+    if not tables:
+        fail("holds no gdcore results")
     loads = [v[2] for g in groups.values() for v in g.values() if v[2] is not None]
     print(f"Statistic: {args.stat} time per call; speed-up = other / gdcore.\n")
     print(f"Threads: gdcore {machine.get('gdcore_threads')}, torch "
@@ -173,21 +240,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{machine.get('gdcore_openmp')}; parallel threshold "
           f"{machine.get('gdcore_parallel_threshold')} elements.")
     if loads:
-        start = machine.get("loadavg_start", [float("nan")])[0]
-        print(f"Load average (1 min) during the run: start {start:.2f}, "
+        start = machine["loadavg_start"]
+        start = "n/a" if start is None else f"{start:.2f}"
+        print(f"Load average (1 min) during the run: start {start}, "
               f"min {min(loads):.2f}, "
               f"max {max(loads):.2f}.\n")
-    steps = table(groups)
-    if steps.count("\n") > 1:
-        print(steps)
-    training = train_table(groups)
-    if training.count("\n") > 1:
-        print("\nTraining, one epoch per call (Adam, lr 1e-3):\n")
-        print(training)
-    others = other_table(groups)
-    if others.count("\n") > 1:
-        print("\nNetworks and Levenberg-Marquardt:\n")
-        print(others)
+    for title, text in tables:
+        if title:
+            print(title)
+        print(text)
     return 0
 
 

@@ -134,6 +134,10 @@ def test_train_on_npz_with_test_split_and_mse(tmp_path, capsys):
         ("", ".csv", "is empty"),
         ("1,2\n", ".json", "unsupported data file"),
         ("not a zip", ".npz", "data.npz is not a valid .npz archive"),
+        ("a,b,y\n\n1,2,0\n3,4\n", ".csv", "line 4: 2 columns, expected 3"),
+        ("\n\na,b\n1,2\n \n,,\nx,3\n", ".csv", "line 7: feature 'x' is not"),
+        ("1,2,a\n\n3,4,\n", ".csv", "line 3: the label is empty"),
+        ('1,"2\n",a\n3,x,b\n', ".csv", "line 3: feature 'x' is not"),
     ],
 )
 def test_bad_data_files_give_one_line_errors(
@@ -148,6 +152,17 @@ def test_bad_data_files_give_one_line_errors(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_a_csv_cell_beyond_the_field_limit_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("1,2,a\n\n" + "x" * 200_000 + "\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "d.csv, line 3: field larger than field limit" in err
+    assert err.count("\n") == 1
 
 
 def test_npz_without_labels(tmp_path, capsys):
@@ -317,6 +332,22 @@ def _truncated_zip(path):
     path.write_bytes(path.read_bytes()[:-30])
 
 
+def _header_cut_short(path):
+    np.savez(path, X=np.ones((4, 2)), y=np.zeros(4))
+    data = path.read_bytes()
+    # Same length, so the zip stays valid: the dict loses its closing brace.
+    cut = data.replace(b"'shape': (4, 2), }", b"'shape': (4,      ")
+    assert cut != data
+    path.write_bytes(cut)
+
+
+def _deflate_corrupted(path):
+    np.savez_compressed(path, X=np.arange(400.0).reshape(200, 2), y=np.zeros(200))
+    data = bytearray(path.read_bytes())
+    data[60:80] = bytes(20)
+    path.write_bytes(bytes(data))
+
+
 def _zip_of_text(path):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("X.npy", "not an array")
@@ -325,7 +356,13 @@ def _zip_of_text(path):
 
 @pytest.mark.parametrize(
     "write, detail",
-    [(_npy_renamed, ""), (_truncated_zip, ""), (_zip_of_text, ": X, y not .npy")],
+    [
+        (_npy_renamed, ""),
+        (_truncated_zip, ""),
+        (_zip_of_text, ": X, y not .npy"),
+        (_header_cut_short, ": X is unreadable"),
+        (_deflate_corrupted, ": X is unreadable"),
+    ],
 )
 def test_files_that_are_not_npz_archives_say_so(tmp_path, capsys, write, detail):
     path = tmp_path / "d.npz"
@@ -337,3 +374,137 @@ def test_files_that_are_not_npz_archives_say_so(tmp_path, capsys, write, detail)
     message = "d.npz is not a valid .npz archive (a zip of .npy arrays)"
     assert f"error: {message}{detail} (see" in err
     assert "pickle" not in err and err.count("\n") == 1
+
+
+def test_a_csv_byte_order_mark_is_not_part_of_the_first_cell(tmp_path, capsys):
+    X, y = _separable(n=50)
+    rows = [f"{lab},{r[0]},{r[1]}" for r, lab in zip(X, y, strict=True)]
+    args = ["train", "-q", "--epochs", "1"]
+    named = tmp_path / "named.csv"
+    named.write_text("\n".join(["label,a,b", *rows]) + "\n", encoding="utf-8-sig")
+    code = main([*args, "--data", str(named), "--label-column", "label"])
+    assert code == 0
+    assert _summary_value(capsys.readouterr().out, "network").startswith("2-100-2 ")
+    bare = tmp_path / "bare.csv"
+    bare.write_text("\n".join(rows[::-1]) + "\n", encoding="utf-8-sig")
+    assert main([*args, "--data", str(bare)]) == 0
+    assert _summary_value(capsys.readouterr().out, "data").startswith("bare.csv: 40")
+
+
+def test_a_csv_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("caf\xe9,b,y\n1,2,0\n".encode("latin-1"))
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "cannot read latin.csv: 'utf-8' codec" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "arrays, loss, message",
+    [
+        ({"y": [0.0, 1.0, np.nan, 1.0]}, "cross_entropy", "y holds NaN or infinite"),
+        ({"y": [0.0, 1.0, np.inf, 1.0]}, "mse", "y holds NaN or infinite labels"),
+        (
+            {"y": np.zeros(4, dtype=[("a", "f8"), ("b", "i4")])},
+            "cross_entropy",
+            "y must hold numbers or text labels, got dtype [('a', '<f8')",
+        ),
+        (
+            {"y": np.zeros(4, dtype=[("a", "f8")])},
+            "mse",
+            "y must hold numbers or text labels, got dtype [('a', '<f8')]",
+        ),
+        ({"y": np.ones(4) * 1j}, "cross_entropy", "y must hold numbers or text"),
+        (
+            {"y": [0, 1, 0, 1], "X_test": np.ones((2, 2)), "y_test": [1.0, np.nan]},
+            "cross_entropy",
+            "y_test holds NaN or infinite labels",
+        ),
+        ({"y": np.array(list("abab"))}, "mse", "y must be numbers for --loss mse"),
+    ],
+)
+def test_bad_npz_labels_are_one_line_errors(tmp_path, capsys, arrays, loss, message):
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.arange(8.0).reshape(4, 2), **arrays)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "-q", "--data", str(path), "--loss", loss])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: d.npz: {message}" in err and err.count("\n") == 1
+
+
+def test_npz_text_and_bool_labels_are_classes(tmp_path, capsys):
+    X, y = _separable(n=40)
+    for labels in (np.where(y == 1, "yes", "no"), y == 1):
+        path = tmp_path / "d.npz"
+        np.savez(path, X=X, y=labels)
+        assert main(["train", "-q", "--data", str(path), "--epochs", "1"]) == 0
+        out = capsys.readouterr().out
+        assert _summary_value(out, "network") == "3-100-2 relu, cross_entropy"
+
+
+def _regression_npz(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 2))
+    path = tmp_path / "reg.npz"
+    np.savez(path, X=X, y=X @ np.array([1.0, -2.0]))
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["--batch-size", "32"], "--batch-size"),
+        (["--batch-size", "full"], "--batch-size"),
+        (["--sampling", "without_replacement"], "--sampling"),
+        (["--engine", "auto"], "--engine"),
+        (["--engine", "python", "--batch", "4", "--lr", "0.1"], "--batch-size, "),
+        (["--sampling=with_replacement", "--engine=python"], "--engine, --sampling"),
+    ],
+)
+def test_options_lm_does_not_use_are_errors(tmp_path, capsys, argv, named):
+    path = _regression_npz(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "train",
+                "-q",
+                "--data",
+                str(path),
+                "--optimizer",
+                "lm",
+                "--loss",
+                "mse",
+                *argv,
+            ]
+        )
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: --optimizer lm takes no {named}" in err
+    assert err.count("\n") == 1
+
+
+def test_lm_takes_the_options_it_uses(tmp_path, capsys):
+    path = _regression_npz(tmp_path)
+    argv = ["train", "-q", "--data", str(path), "--optimizer", "lm", "--loss", "mse"]
+    argv += ["--hidden", "4", "--epochs", "3", "--tol", "1e-12", "--seed", "1"]
+    argv += ["--threads", "1", "--dtype", "float32", "--test-size", "0.25"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert _summary_value(out, "optimizer") == "LevenbergMarquardt"
+    assert _summary_value(out, "data") == "reg.npz: 30 train / 10 test"
+
+
+def test_train_notes_the_options_given():
+    from gdcore.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train"]).given == {}
+    args = parser.parse_args(["train", "--batch", "8", "--nesterov", "-q"])
+    assert args.given == {
+        "batch_size": "--batch-size",
+        "nesterov": "--nesterov",
+        "quiet": "-q",
+    }

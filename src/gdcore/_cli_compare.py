@@ -660,22 +660,6 @@ def _method_list(text: str) -> list[str]:
     return names
 
 
-def _noting(action_class):
-    """``action_class``, also noting its option in the namespace's ``given``.
-
-    argparse calls an action only for an option on the command line (defaults
-    are set without it), so ``given`` maps the dest of each option given to
-    the option string used, whatever its value.
-    """
-
-    class Noting(action_class):
-        def __call__(self, parser, namespace, values, option_string=None):
-            super().__call__(parser, namespace, values, option_string)
-            namespace.given = {**namespace.given, self.dest: option_string}
-
-    return Noting
-
-
 def add_parser(subparsers) -> None:
     """Add the ``compare`` subcommand to an argparse subparsers object."""
     p = subparsers.add_parser(
@@ -691,8 +675,7 @@ def add_parser(subparsers) -> None:
         "final loss, the held-out score, time and status. An option that does not "
         "apply to the chosen problem is an error.",
     )
-    for name in (None, "store", "store_true", "append"):
-        p.register("action", name, _noting(p._registry_get("action", name)))
+    _cli_train.note_given(p)
     p.add_argument(
         "--problem",
         choices=(*PROBLEMS, "mlp"),
@@ -770,7 +753,7 @@ def add_parser(subparsers) -> None:
         help="count the epochs until the training loss is <= L (default "
         f"{DEFAULT_TARGET_LOSS:g} unless only --tol is given)",
     )
-    p.set_defaults(func=run_compare, parser=p, given={})
+    p.set_defaults(func=run_compare, parser=p)
 
 
 def run_compare(args: argparse.Namespace) -> int:

@@ -6,8 +6,12 @@ import argparse
 import csv
 import inspect
 import math
+import struct
+import textwrap
 import time
+import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +40,11 @@ HYPERPARAMETERS = (
     "lr_decay",
 )
 
+# Options (argparse dests) that Levenberg-Marquardt does not use: it takes
+# whole-data steps of its own length, with no learning rate, batches or epoch
+# engine, so giving one with --optimizer lm is an error.
+NOT_FOR_LM = (*HYPERPARAMETERS, "batch_size", "sampling", "engine")
+
 
 def positive_int(text: str) -> int:
     """argparse type: an int >= 1."""
@@ -59,6 +68,44 @@ def nonnegative_float(text: str) -> float:
     if not (0.0 <= value < math.inf):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
+
+
+def noting(action_class):
+    """``action_class``, also noting its option in the namespace's ``given``.
+
+    argparse calls an action only for an option on the command line (defaults
+    are set without it), so ``given`` maps the dest of each option given to
+    the option string used, whatever its value.
+    """
+
+    class Noting(action_class):
+        def __call__(self, parser, namespace, values, option_string=None):
+            super().__call__(parser, namespace, values, option_string)
+            namespace.given = {**namespace.given, self.dest: option_string}
+
+    return Noting
+
+
+def note_given(parser: argparse.ArgumentParser) -> None:
+    """Make `parser` record the options typed on the command line.
+
+    Every option added to `parser` afterwards with one of the actions that
+    store a value notes itself in ``args.given`` (see :func:`noting`), which
+    starts empty.
+    """
+    for name in (
+        None,
+        "store",
+        "store_const",
+        "store_true",
+        "store_false",
+        "append",
+        "append_const",
+        "extend",
+        "count",
+    ):
+        parser.register("action", name, noting(parser._registry_get("action", name)))
+    parser.set_defaults(given={})
 
 
 class DataError(Exception):
@@ -87,13 +134,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "held-out test split."
         ),
     )
+    note_given(p)
     add_data_arguments(p)
     add_network_arguments(p)
     opt = p.add_argument_group(
         "optimizer (defaults are the optimizer's own, but sgd's lr is 0.01)"
     )
     opt.add_argument(
-        "--optimizer", choices=(*OPTIMIZERS, "lm"), default="adam", help="default adam"
+        "--optimizer",
+        choices=(*OPTIMIZERS, "lm"),
+        default="adam",
+        help="default adam; lm (Levenberg-Marquardt) needs --loss mse and takes "
+        "none of the options below nor --batch-size, --sampling or --engine",
     )
     opt.add_argument("--lr", type=float)
     opt.add_argument("--momentum", type=float)
@@ -125,9 +177,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, title: str = "data") -> 
     data.add_argument(
         "--data",
         type=Path,
-        help="CSV file (one sample a row; the first row is a header when none of "
-        "its cells is a number) or .npz with arrays X and y (and optionally X_test, "
-        "y_test). For cross_entropy every distinct label "
+        help="CSV file (UTF-8; one sample a row; the first row is a header when "
+        "none of its cells is a number) or .npz with arrays X and y (and "
+        "optionally X_test, y_test). For cross_entropy every distinct label "
         "value (as text in a CSV) is a class, numbered in sorted order; for mse the "
         "labels must be numbers",
     )
@@ -193,6 +245,8 @@ def run_train(args: argparse.Namespace) -> int:
     from gdcore.nn import MLP
 
     try:
+        if args.optimizer == "lm":
+            _check_lm(args)
         batch_size = parse_batch_size(args.batch_size)
         data = load_dataset(args)
     except (DataError, ValueError) as exc:
@@ -247,17 +301,13 @@ def parse_batch_size(text: str) -> int | None:
 
 def _make_optimizer(optim, model, args: argparse.Namespace):
     """Build the optimizer named by --optimizer with the hyperparameters given."""
+    if args.optimizer == "lm":
+        return "lm"  # its options were checked by _check_lm
     kwargs = {
         name: getattr(args, name)
         for name in HYPERPARAMETERS
         if getattr(args, name) is not None
     }
-    if args.optimizer == "lm":
-        if args.loss != "mse":
-            raise ValueError("--optimizer lm needs --loss mse (least squares)")
-        if kwargs:
-            raise ValueError(f"--optimizer lm takes no {_options(kwargs)}")
-        return "lm"
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
     cls = getattr(optim, OPTIMIZERS[args.optimizer])
@@ -267,6 +317,19 @@ def _make_optimizer(optim, model, args: argparse.Namespace):
     if args.optimizer == "sgd":
         kwargs.setdefault("lr", 0.01)
     return cls(model.params, **kwargs)
+
+
+def _check_lm(args: argparse.Namespace) -> None:
+    """ValueError unless the options suit ``--optimizer lm``.
+
+    It needs ``--loss mse``, and none of :data:`NOT_FOR_LM` may be given on
+    the command line (``args.given``), whatever its value.
+    """
+    if args.loss != "mse":
+        raise ValueError("--optimizer lm needs --loss mse (least squares)")
+    unused = sorted(flag for dest, flag in args.given.items() if dest in NOT_FOR_LM)
+    if unused:
+        raise ValueError(f"--optimizer lm takes no {', '.join(unused)}")
 
 
 def _options(names) -> str:
@@ -354,8 +417,9 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     if classify:
         y, y_test = _encode_labels(y, y_test)
     else:
-        y = _as_float(y, "labels")
-        y_test = None if y_test is None else _as_float(y_test, "test labels")
+        npz = args.data is not None and not is_csv
+        y = _as_float(y, f"{name}: " + ("y" if npz else "the labels"))
+        y_test = None if y_test is None else _as_float(y_test, f"{name}: y_test")
     if X_test is None:
         X, y, X_test, y_test = _split(X, y, args.test_size, args.seed)
     if not args.no_standardize:
@@ -404,10 +468,10 @@ def _read_npz(path: Path):
         raise DataError(invalid)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+            arrays = {key: _read_member(npz, key, invalid) for key in npz.files}
     except zipfile.BadZipFile:
         raise DataError(invalid) from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise DataError(f"cannot read {path.name} as .npz: {exc}") from None
     not_npy = sorted(key for key, a in arrays.items() if not isinstance(a, np.ndarray))
     if not_npy:
@@ -421,18 +485,52 @@ def _read_npz(path: Path):
     if ("X_test" in arrays) != ("y_test" in arrays):
         raise DataError(f"{path.name} must hold both X_test and y_test, or neither")
     X = _as_features(arrays["X"], "X", path.name)
-    y = arrays["y"]
+    y = _as_labels(arrays["y"], "y", path.name)
     _check_rows(X, y, "X", "y", path.name)
     if "X_test" not in arrays:
         return X, y, None, None
     X_test = _as_features(arrays["X_test"], "X_test", path.name)
-    y_test = arrays["y_test"]
+    y_test = _as_labels(arrays["y_test"], "y_test", path.name)
     _check_rows(X_test, y_test, "X_test", "y_test", path.name)
     if X_test.shape[1] != X.shape[1]:
         raise DataError(
             f"{path.name}: X_test has {X_test.shape[1]} columns, X has {X.shape[1]}"
         )
     return X, y, X_test, y_test
+
+
+# What reading a corrupt member can raise: NumPy's .npy reader parses the header
+# with ast (and, for old format versions, tokenize), and the zip layer checks
+# the compressed stream and its CRC.
+_MEMBER_ERRORS = (
+    ValueError,
+    TypeError,
+    SyntaxError,
+    EOFError,
+    OSError,
+    struct.error,
+    tokenize.TokenError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+
+
+def _read_member(npz, key: str, invalid: str):
+    """Member ``key`` of an open .npz (an array, or bytes if it is not .npy).
+
+    Raises
+    ------
+    DataError
+        If the member cannot be read; NumPy's reason is kept when it gives one
+        (a ValueError, e.g. an object array, which is not loaded).
+    """
+    try:
+        return npz[key]
+    except _MEMBER_ERRORS as exc:
+        reason = ""
+        if isinstance(exc, ValueError) and str(exc):
+            reason = f" ({textwrap.shorten(str(exc), 100, placeholder=' ...')})"
+        raise DataError(f"{invalid}: {key} is unreadable{reason}") from None
 
 
 def _as_features(a: np.ndarray, key: str, name: str) -> np.ndarray:
@@ -450,6 +548,19 @@ def _as_features(a: np.ndarray, key: str, name: str) -> np.ndarray:
     return a
 
 
+def _as_labels(a: np.ndarray, key: str, name: str) -> np.ndarray:
+    """Labels that are numbers (finite ones, if floats) or text, or DataError."""
+    # b: bool, i/u: integers, f: floats, U/S: text; not complex, dates, objects
+    # or structured records.
+    if a.dtype.kind not in "biufUS":
+        raise DataError(
+            f"{name}: {key} must hold numbers or text labels, got dtype {a.dtype}"
+        )
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise DataError(f"{name}: {key} holds NaN or infinite labels")
+    return a
+
+
 def _check_rows(X: np.ndarray, y: np.ndarray, xk: str, yk: str, name: str) -> None:
     """Check that the labels are 1-D or 2-D with one row per sample."""
     if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
@@ -459,12 +570,12 @@ def _check_rows(X: np.ndarray, y: np.ndarray, xk: str, yk: str, name: str) -> No
 
 
 def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of a CSV file with an optional header row."""
-    try:
-        with path.open(newline="") as f:
-            rows = [row for row in csv.reader(f) if row and any(c.strip() for c in row)]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path.name}: {exc}") from None
+    """Features and labels of a CSV file with an optional header row.
+
+    The file is read as UTF-8, a leading byte-order mark ignored; rows without
+    any non-blank cell are skipped, and errors name the file's own line numbers.
+    """
+    rows, lines = _csv_rows(path)
     if not rows:
         raise DataError(f"{path.name} is empty")
     # A data row may have a text label but has numeric features, so only a row
@@ -472,12 +583,12 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
     header = None
     if not any(_is_number(c) for c in rows[0]):
         header = [c.strip() for c in rows.pop(0)]
+        lines.pop(0)
     if not rows:
         raise DataError(f"{path.name} has a header but no data rows")
     width = len(rows[0])
-    for i, row in enumerate(rows):
+    for line, row in zip(lines, rows, strict=True):
         if len(row) != width:
-            line = i + 1 + (header is not None)
             raise DataError(
                 f"{path.name}, line {line}: {len(row)} columns, expected {width}"
             )
@@ -488,25 +599,46 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
     labels = np.array([c.strip() for c in cells[:, col]])
     empty = np.flatnonzero(labels == "")
     if empty.size:
-        line = empty[0] + 1 + (header is not None)
+        line = lines[empty[0]]
         raise DataError(f"{path.name}, line {line}: the label is empty")
     features = np.delete(cells, col, axis=1)
     try:
         X = features.astype(np.float64)
     except ValueError:
-        bad = next(
+        i, j = next(
             (i, j)
             for i, row in enumerate(features)
             for j, c in enumerate(row)
             if not _is_number(c)
         )
-        line = bad[0] + 1 + (header is not None)
         raise DataError(
-            f"{path.name}, line {line}: feature {features[bad]!r} is not a number"
+            f"{path.name}, line {lines[i]}: feature {features[i, j]!r} is not a number"
         ) from None
     if not np.isfinite(X).all():
         raise DataError(f"{path.name} holds NaN or infinite feature values")
     return X, labels
+
+
+def _csv_rows(path: Path) -> tuple[list[list[str]], list[int]]:
+    """The non-blank rows of a CSV file and the line on which each starts."""
+    rows, lines = [], []
+    end = 0  # the last line read so far
+    try:
+        # utf-8-sig drops a byte-order mark that would otherwise begin the first
+        # cell.
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            try:
+                for row in reader:
+                    if any(c.strip() for c in row):
+                        rows.append(row)
+                        lines.append(end + 1)
+                    end = reader.line_num
+            except csv.Error as exc:
+                raise DataError(f"{path.name}, line {end + 1}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path.name}: {exc}") from None
+    return rows, lines
 
 
 def _is_number(text: str) -> bool:
@@ -555,7 +687,7 @@ def _as_float(y: np.ndarray, what: str) -> np.ndarray:
     except ValueError:
         raise DataError(f"{what} must be numbers for --loss mse") from None
     if not np.isfinite(out).all():
-        raise DataError(f"{what} hold NaN or infinite values")
+        raise DataError(f"{what} must be finite numbers (not NaN or infinite)")
     return out
 
 

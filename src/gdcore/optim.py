@@ -80,8 +80,13 @@ class _Fused:
     """Step of the compiled backend: one `_core._FusedStep` call per step."""
 
     def _setup(self) -> None:
+        layout = self._layout
         self._fused = _core._FusedStep(
-            self._params, self._flat_state(), self._dtype == np.float64
+            self._params,
+            self._flat_state(),
+            self._dtype == np.float64,
+            layout.span_lo,
+            layout.span_hi,
         )
         self._fused.set_hyper(self._c_hyper())
 
@@ -136,7 +141,8 @@ def _functional(params, grads, states, step, fields):
         lists.append(_check_state_list(name, params, arrays))
         written += [(f"{name}[{i}]", a) for i, a in enumerate(lists[-1])]
     _check_disjoint(written)
-    _check_grads(params, _layout(params, [a for _, a in written]), grads)
+    state = [a for arrays in lists for a in arrays]
+    _check_grads(params, _layout(params, state), grads)
     step = _check_step_value(step)
     if step < 1:
         raise ValueError(f"`step` must be >= 1 (the number of this step), got {step}")

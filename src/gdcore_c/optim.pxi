@@ -114,7 +114,8 @@ cdef class _FusedStep:
     cdef uintptr_t *span_hi
     cdef Py_ssize_t nspans
 
-    def __cinit__(self, tuple params, tuple flat_state, bint double_precision):
+    def __cinit__(self, tuple params, tuple flat_state, bint double_precision,
+                  tuple span_lo, tuple span_hi):
         cdef Py_ssize_t i, j, ndim_total = 0, offset = 0
         cdef cnp.ndarray arr
         cdef char *s[3]
@@ -150,37 +151,20 @@ cdef class _FusedStep:
             self.template[i].s1 = s[1] + offset if s[1] != NULL else NULL
             self.template[i].s2 = s[2] + offset if s[2] != NULL else NULL
             offset += <Py_ssize_t>(self.template[i].n * self.itemsize)
-        self._build_spans()
+        self._copy_spans(span_lo, span_hi)
 
-    cdef void _build_spans(self) except *:
-        """Sorted, merged byte ranges [lo, hi) of the non-empty params and their state."""
+    cdef void _copy_spans(self, tuple span_lo, tuple span_hi) except *:
+        """Keep the sorted, merged byte ranges [lo, hi) that no grad may overlap: those of
+        the params and their state, as the optimizer's layout records them."""
         cdef Py_ssize_t i
-        cdef size_t nbytes
-        spans = []
-        for i in range(self.nparams):
-            nbytes = self.template[i].n * self.itemsize
-            if nbytes == 0:
-                continue
-            for start in (<uintptr_t>self.template[i].p, <uintptr_t>self.template[i].s0,
-                          <uintptr_t>self.template[i].s1, <uintptr_t>self.template[i].s2):
-                if start != 0:
-                    spans.append((start, start + nbytes))
-        spans.sort()
-        merged = []  # (the module is compiled without wraparound: no negative indices)
-        for lo, hi in spans:
-            if merged and lo <= merged[len(merged) - 1][1]:
-                last = merged[len(merged) - 1]
-                last[1] = max(last[1], hi)
-            else:
-                merged.append([lo, hi])
-        self.nspans = len(merged)
+        self.nspans = len(span_lo)
         self.span_lo = <uintptr_t *>malloc(self.nspans * sizeof(uintptr_t) + 1)
         self.span_hi = <uintptr_t *>malloc(self.nspans * sizeof(uintptr_t) + 1)
         if self.span_lo == NULL or self.span_hi == NULL:
             raise MemoryError()
         for i in range(self.nspans):
-            self.span_lo[i] = merged[i][0]
-            self.span_hi[i] = merged[i][1]
+            self.span_lo[i] = span_lo[i]
+            self.span_hi[i] = span_hi[i]
 
     cdef bint _overlaps_params(self, uintptr_t lo, uintptr_t hi) noexcept:
         """Whether the byte range [lo, hi) overlaps a param or the state (binary search)."""
